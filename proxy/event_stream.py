@@ -1,0 +1,89 @@
+"""An ASGI response for long-lived SSE streams: keep-alive comments and prompt cleanup.
+
+Starlette's StreamingResponse cannot send anything while its iterator is waiting, and a
+client that goes away is only noticed at the next write. Here a watcher task listens for
+the disconnect (and ends the stream at once, so upstream is closed and TGI stops
+generating) and writes a comment whenever the stream has been quiet for `keepalive_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncGenerator, Mapping
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+SSE_HEADERS = {
+    "content-type": "text/event-stream",
+    "cache-control": "no-cache",
+    "x-accel-buffering": "no",  # nginx and friends: do not buffer the stream
+}
+
+
+class EventStreamResponse(Response):
+    # A Response subclass so FastAPI passes it through; Response.__init__ is skipped on purpose,
+    # as it would add `content-length: 0`.
+
+    def __init__(
+        self,
+        chunks: AsyncGenerator[bytes, None],
+        *,
+        keepalive_s: float,
+        keepalive_chunk: bytes,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self._chunks = chunks
+        self._keepalive_s = keepalive_s
+        self._keepalive_chunk = keepalive_chunk
+        merged = {**SSE_HEADERS, **(headers or {})}
+        self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
+        self._last_write = 0.0
+        self._writing = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        self._last_write = loop.time()
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        streaming = asyncio.ensure_future(self._stream(send))
+        watching = asyncio.ensure_future(self._watch(receive, send))
+        try:
+            await asyncio.wait((streaming, watching), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # One cancel each: the stream's cleanup (closing upstream) then runs without interruption.
+            streaming.cancel()
+            watching.cancel()
+            await asyncio.gather(streaming, watching, return_exceptions=True)
+        if streaming.done() and not streaming.cancelled() and streaming.exception() is not None:
+            raise streaming.exception()
+
+    async def _stream(self, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async for chunk in self._chunks:
+                self._writing = True
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                self._writing = False
+                self._last_write = loop.time()
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await self._chunks.aclose()
+
+    async def _watch(self, receive: Receive, send: Send) -> None:
+        """Return when the client disconnects; in the meantime keep a quiet stream alive."""
+        loop = asyncio.get_running_loop()
+        while True:
+            wait_s = self._last_write + self._keepalive_s - loop.time()
+            if wait_s <= 0:
+                if not self._writing:
+                    await send({"type": "http.response.body", "body": self._keepalive_chunk, "more_body": True})
+                self._last_write = loop.time()
+                continue
+            try:
+                message = await asyncio.wait_for(receive(), timeout=wait_s)
+            except TimeoutError:
+                continue
+            if message["type"] == "http.disconnect":
+                return

@@ -1,0 +1,62 @@
+"""All proxy settings, read from the environment (prefix PROXY_) by `load_settings()`."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a warm, compassionate therapist. Listen carefully, reflect the person's feelings back "
+    "to them, ask gentle open questions, and offer practical coping ideas. You are not a substitute "
+    "for emergency help: if someone may be in danger, encourage them to contact local emergency "
+    "services or a crisis line."
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PROXY_", frozen=True)
+
+    # Upstream inference server (TGI, or localtgi in development).
+    tgi_url: str = "http://127.0.0.1:3000"
+    #: the name /health reports, and the default adapter to ask TGI for
+    model_name: str = "qwen_therapist_lora"
+    #: sent to TGI as parameters.adapter_id; unset means `model_name`, empty means the base model
+    adapter_id: str | None = None
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    #: the chat template's end-of-turn marker; also sent to TGI as a stop sequence
+    end_of_turn: str = "<|im_end|>"
+
+    # Request limits (the contract table's "limits from settings").
+    max_message_chars: PositiveInt = 16_000
+    max_history_items: PositiveInt = 100
+    max_history_chars: PositiveInt = 200_000
+    max_tokens_limit: PositiveInt = 2048
+    default_max_tokens: PositiveInt = 512
+
+    # Streaming behaviour.
+    keepalive_interval_s: PositiveFloat = 15.0  # intermediaries drop idle connections (Cloudflare: 100 s)
+    stream_idle_timeout_s: PositiveFloat = 60.0  # upstream silence (no byte at all) that ends a stream
+
+    # Upstream connection handling.
+    connect_timeout_s: PositiveFloat = 2.0
+    connect_attempts: PositiveInt = 3  # tries before the first token only; never after
+    upstream_max_connections: PositiveInt = 1024
+    health_timeout_s: PositiveFloat = 2.0
+    retry_after_overloaded_s: PositiveInt = 1
+    retry_after_unavailable_s: PositiveInt = 5
+
+    host: str = Field(default="127.0.0.1", description="bind address for `python -m proxy`")
+    port: int = Field(default=8000, ge=0, le=65535)
+
+    @cached_property
+    def upstream_adapter_id(self) -> str | None:
+        if self.adapter_id is None:
+            return self.model_name
+        return self.adapter_id or None
+
+
+def load_settings(**overrides) -> Settings:
+    """Build settings from the environment; keyword overrides win (used by tests and the CLI)."""
+    return Settings(**overrides)
