@@ -1,0 +1,58 @@
+"""Injected faults and generation counters, both readable (and faults writable) over /_localtgi/."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Faults:
+    """What goes wrong, counted in tokens already sent for the request."""
+
+    fail_after: int | None = None  # generation error event after N tokens
+    stall_after: int | None = None  # pause stall_seconds after N tokens, then go on
+    stall_seconds: float = 30.0
+    drop_after: int | None = None  # cut the TCP connection after N tokens, no final event
+    overload: bool = False  # every generate request is refused as overloaded
+    unhealthy: bool = False  # /health answers 503
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, document: Any) -> Faults:
+        """A complete fault set; fields left out take their defaults. ValueError on bad input."""
+        if not isinstance(document, dict):
+            raise ValueError("expected a JSON object")
+        known = {field.name: field for field in dataclasses.fields(cls)}
+        unknown = sorted(set(document) - set(known))
+        if unknown:
+            raise ValueError(f"unknown fault fields: {', '.join(unknown)}; known: {', '.join(known)}")
+        return cls(**{name: _field_value(name, value, known[name].default) for name, value in document.items()})
+
+
+def _field_value(name: str, value: Any, default: Any) -> Any:
+    is_count = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if isinstance(default, bool) and isinstance(value, bool):
+        return value
+    if isinstance(default, float) and (is_count or (isinstance(value, float) and value >= 0)):
+        return float(value)
+    if default is None and (value is None or is_count):
+        return value  # a token count, or null for off
+    raise ValueError(f"`{name}` has an invalid value: {value!r}")
+
+
+@dataclass
+class Stats:
+    """Generations admitted past validation, by outcome."""
+
+    active: int = 0
+    started: int = 0
+    completed: int = 0
+    cancelled: int = 0  # the client went away mid-generation
+    failed: int = 0  # generation error, injected or not, or an injected connection drop
+
+    def to_json(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
