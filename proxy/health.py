@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from proxy.inference_server import InferenceServer, ServerState
 from proxy.upstream import TGIClient, UpstreamHealth
 
 
 class HealthTracker:
-    def __init__(self, upstream: TGIClient) -> None:
+    def __init__(self, upstream: TGIClient, inference_server: InferenceServer | None = None) -> None:
         self._upstream = upstream
+        self._inference_server = inference_server  # set when we launched TGI ourselves
         self._seen_healthy = False
 
     async def status(self) -> str:
+        if self._inference_server is not None:
+            # The launcher knows better than a probe: still loading, or dead for good.
+            state = self._inference_server.state
+            if state is ServerState.LOADING:
+                return "loading"
+            if state is not ServerState.HEALTHY:
+                return "unhealthy"
         health = await self._upstream.health()
         if health is UpstreamHealth.HEALTHY:
             self._seen_healthy = True

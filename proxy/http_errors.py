@@ -8,11 +8,13 @@ from fastapi.responses import JSONResponse
 from proxy.chat_template import ChatTemplateError
 from proxy.errors import (
     ProxyError,
+    UpstreamError,
     UpstreamOverloaded,
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from proxy.metrics import ProxyMetrics
 from proxy.settings import Settings
 
 
@@ -28,7 +30,7 @@ def _status_for(exc: Exception) -> int:
     return 502  # the inference server failed or spoke nonsense: not the client's fault, nor ours
 
 
-def install_error_handlers(app: FastAPI, settings: Settings) -> None:
+def install_error_handlers(app: FastAPI, settings: Settings, metrics: ProxyMetrics) -> None:
     retry_after = {
         429: str(settings.retry_after_overloaded_s),
         503: str(settings.retry_after_unavailable_s),
@@ -36,6 +38,8 @@ def install_error_handlers(app: FastAPI, settings: Settings) -> None:
 
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         status = _status_for(exc)
+        if isinstance(exc, UpstreamError):
+            metrics.upstream_errors.labels(exc.kind).inc()
         headers = {"Retry-After": retry_after[status]} if status in retry_after else None
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 

@@ -140,14 +140,21 @@ class TGIClient:
             return UpstreamHealth.UNREACHABLE
         return UpstreamHealth.HEALTHY if response.status_code == 200 else UpstreamHealth.UNHEALTHY
 
-    async def info(self) -> dict[str, Any]:
-        response = await self._http.get("/info", timeout=self._settings.health_timeout_s)
-        response.raise_for_status()
-        return response.json()
+    async def info(self) -> dict[str, Any] | None:
+        """TGI's /info, or None when it cannot be had right now."""
+        try:
+            response = await self._http.get("/info", timeout=self._settings.health_timeout_s)
+            response.raise_for_status()
+            return response.json()
+        except (httpx.HTTPError, ValueError):
+            return None
 
     async def metrics_text(self) -> str:
-        response = await self._http.get("/metrics", timeout=self._settings.health_timeout_s)
-        response.raise_for_status()
+        try:
+            response = await self._http.get("/metrics", timeout=self._settings.health_timeout_s)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(f"inference server metrics unavailable: {exc!r}") from None
         return response.text
 
 

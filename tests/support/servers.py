@@ -22,7 +22,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until_answering(base_url: str, process: subprocess.Popen | None = None, timeout: float = 30.0) -> None:
+def wait_until_answering(
+    base_url: str, process: subprocess.Popen | None = None, timeout: float = 30.0, health_path: str = "/health"
+) -> None:
     """Until GET /health gets any HTTP answer (503 included: an --unhealthy server is up).
 
     Gives up early if `process` exits.
@@ -32,7 +34,7 @@ def wait_until_answering(base_url: str, process: subprocess.Popen | None = None,
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"server exited with status {process.returncode} before answering at {base_url}")
         try:
-            httpx.get(f"{base_url}/health", timeout=1.0)
+            httpx.get(f"{base_url}{health_path}", timeout=1.0)
             return
         except httpx.TransportError:
             if time.monotonic() > deadline:
@@ -41,13 +43,15 @@ def wait_until_answering(base_url: str, process: subprocess.Popen | None = None,
 
 
 @contextlib.contextmanager
-def _running(command: list[str], port: int, *, wait: bool, timeout: float, env: dict[str, str], log_file) -> Iterator[str]:
+def run_server(
+    command: list[str], port: int, *, wait: bool, timeout: float, env: dict[str, str], log_file, health_path="/health"
+) -> Iterator[str]:
     log = open(log_file, "wb") if log_file else None
     process = subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, **env}, stderr=log)
     base_url = f"http://127.0.0.1:{port}"
     try:
         if wait:
-            wait_until_answering(base_url, process, timeout)
+            wait_until_answering(base_url, process, timeout, health_path)
         yield base_url
     finally:
         process.terminate()
@@ -74,7 +78,7 @@ def start_localtgi(
     """
     port = port or free_port()
     command = [sys.executable, "-m", "localtgi", "--hostname", "127.0.0.1", "--port", str(port), *args]
-    return _running(command, port, wait=wait, timeout=timeout, env=env or {}, log_file=None)
+    return run_server(command, port, wait=wait, timeout=timeout, env=env or {}, log_file=None)
 
 
 def start_proxy(tgi_url: str, log_file: Path | None = None, **settings) -> contextlib.AbstractContextManager[str]:
@@ -86,4 +90,4 @@ def start_proxy(tgi_url: str, log_file: Path | None = None, **settings) -> conte
     port = free_port()
     env = {"PROXY_TGI_URL": tgi_url, **{f"PROXY_{name.upper()}": str(value) for name, value in settings.items()}}
     command = [sys.executable, "-m", "proxy", "--port", str(port)]
-    return _running(command, port, wait=True, timeout=30.0, env=env, log_file=log_file)
+    return run_server(command, port, wait=True, timeout=30.0, env=env, log_file=log_file)
