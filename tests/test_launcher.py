@@ -298,7 +298,8 @@ class Supervisor:
 
     @property
     def url(self) -> str:
-        return self.log_match(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")[1]
+        # The proxy's own line, not the child's (forwarded with a `[tgi]` prefix).
+        return self.log_match(r"^(?!.*\[tgi\]).*Uvicorn running on (http://127\.0\.0\.1:\d+)")[1]
 
     @property
     def child_pid(self) -> int:
