@@ -7,22 +7,28 @@ import asyncio
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from proxy.auth import ApiKeyMiddleware, ApiKeys
+from proxy.body_limit import BodyLimitMiddleware
 from proxy.chat import ChatPipeline
-from proxy.chat_template import ChatTemplate
+from proxy.chat_template import load_chat_template
+from proxy.errors import UpstreamError
 from proxy.event_stream import EventStreamResponse
 from proxy.health import HealthTracker
 from proxy.http_errors import install_error_handlers
-from proxy.errors import UpstreamError
 from proxy.inference_server import InferenceServer
 from proxy.metrics import ProxyMetrics
+from proxy.prompt_safety import PromptGuard
 from proxy.request_log import RequestLogMiddleware
 from proxy.schemas import chat_request_model
 from proxy.settings import Settings, load_settings
 from proxy.sse import PING, frame_chat_stream
 from proxy.stream_record import StreamRecord, recorded
+from proxy.stream_slots import StreamSlots
+from proxy.tokenizer import load_prompt_tokenizer
 from proxy.upstream import TGIClient
 
 
@@ -37,7 +43,10 @@ def create_app(settings: Settings | None = None, inference_server: InferenceServ
     async def lifespan(app: FastAPI):
         upstream = TGIClient(settings)
         app.state.upstream = upstream
-        app.state.pipeline = ChatPipeline(settings, ChatTemplate(), upstream)
+        tokenizer = load_prompt_tokenizer(settings.tokenizer_path, settings.adapter_dir)
+        guard = PromptGuard(tokenizer.added_tokens() if tokenizer else ())
+        template = load_chat_template(settings.adapter_dir)
+        app.state.pipeline = ChatPipeline(settings, template, upstream, guard, tokenizer)
         app.state.health = HealthTracker(upstream, inference_server)
         try:
             yield
@@ -48,17 +57,27 @@ def create_app(settings: Settings | None = None, inference_server: InferenceServ
 
     app = FastAPI(title="Therapist streaming endpoint", version="1.0", lifespan=lifespan)
     app.state.metrics = metrics
-    app.add_middleware(RequestLogMiddleware, metrics=metrics)
+    slots = StreamSlots(settings.max_streams_per_key)
+    install_middleware(app, settings, metrics)
     install_error_handlers(app, settings, metrics)
 
     @app.post("/stream_chat", response_class=EventStreamResponse)
     async def stream_chat(body: StreamChatRequest, request: Request) -> EventStreamResponse:
-        events = await app.state.pipeline.start(body)
+        key_id = getattr(request.state, "api_key_id", None)
+        release_slot = slots.acquire(key_id) if key_id else None
+        try:
+            prompt, events = await app.state.pipeline.start(body)
+        except BaseException:
+            if release_slot:
+                release_slot()
+            raise
         record = request.state.stream_record = StreamRecord(started_at=request.state.started_at)
+        record.history_dropped = prompt.dropped_turns
         return EventStreamResponse(
-            frame_chat_stream(recorded(events, record, metrics)),
+            frame_chat_stream(recorded(events, record, metrics, on_close=release_slot)),
             keepalive_s=settings.keepalive_interval_s,
             keepalive_chunk=PING,
+            headers={"x-history-dropped": str(prompt.dropped_turns)} if prompt.dropped_turns else None,
         )
 
     @app.get("/health")
@@ -80,3 +99,22 @@ def create_app(settings: Settings | None = None, inference_server: InferenceServ
         return Response(metrics.render(relayed, problem), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def install_middleware(app: FastAPI, settings: Settings, metrics: ProxyMetrics) -> None:
+    """Outermost first: request log (sees every answer), CORS (answers preflights), API keys, body size."""
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    api_keys = ApiKeys.from_settings(settings.api_keys, settings.api_keys_file)
+    if api_keys.enabled:
+        app.add_middleware(ApiKeyMiddleware, keys=api_keys)
+    origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
+        )
+    app.add_middleware(RequestLogMiddleware, metrics=metrics)

@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
 from proxy.chat_template import ChatTemplate, Turn, conversation_turns
+from proxy.context_window import ContextLimits, FittedPrompt, fit_conversation
 from proxy.errors import UpstreamError
+from proxy.prompt_safety import PromptGuard
 from proxy.schemas import ChatRequest
 from proxy.settings import Settings
+from proxy.tokenizer import PromptTokenizer
 from proxy.upstream import TGIClient, UpstreamStream
 
 # TGI's finish reasons -> the contract's
@@ -77,18 +80,46 @@ async def reshape_events(upstream: UpstreamStream, end_of_turn: str) -> AsyncIte
 
 
 class ChatPipeline:
-    def __init__(self, settings: Settings, template: ChatTemplate, upstream: TGIClient) -> None:
+    """validate (done by the schema) -> neutralize -> render and fit -> call upstream -> reshape."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        template: ChatTemplate,
+        upstream: TGIClient,
+        guard: PromptGuard,
+        tokenizer: PromptTokenizer | None = None,
+    ) -> None:
         self._settings = settings
         self._template = template
         self._upstream = upstream
+        self._guard = guard
+        self._tokenizer = tokenizer
+        self._limits: ContextLimits | None = None
 
-    def render_prompt(self, request: ChatRequest) -> str:
-        history = (Turn(item.role, item.content) for item in request.conversation_history)
-        turns = conversation_turns(self._settings.system_prompt, history, request.message)
-        return self._template.render(turns)
+    async def context_limits(self) -> ContextLimits | None:
+        """TGI's token limits, read once from its /info; None while it cannot be asked."""
+        if self._limits is None:
+            info = await self._upstream.info()
+            if info is not None:
+                self._limits = ContextLimits(info["max_input_tokens"], info["max_total_tokens"])
+        return self._limits
 
-    async def start(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
+    def build_prompt(self, request: ChatRequest, limits: ContextLimits | None) -> FittedPrompt:
+        neutralize = self._guard.neutralize
+        history = [Turn(item.role, neutralize(item.content)) for item in request.conversation_history]
+        message = neutralize(request.message)
+
+        def render(kept: list[Turn]) -> str:
+            return self._template.render(conversation_turns(self._settings.system_prompt, kept, message))
+
+        if self._tokenizer is None or limits is None:
+            return FittedPrompt(render(history), 0)
+        budget = limits.prompt_budget(request.max_tokens)
+        return fit_conversation(history, render, self._tokenizer.count, budget)
+
+    async def start(self, request: ChatRequest) -> tuple[FittedPrompt, AsyncIterator[ChatEvent]]:
         """Open the upstream stream; errors before the first token raise here, not in the stream."""
-        prompt = self.render_prompt(request)
-        upstream = await self._upstream.open_stream(prompt, tgi_parameters(request, self._settings))
-        return reshape_events(upstream, self._settings.end_of_turn)
+        prompt = self.build_prompt(request, await self.context_limits())
+        upstream = await self._upstream.open_stream(prompt.text, tgi_parameters(request, self._settings))
+        return prompt, reshape_events(upstream, self._settings.end_of_turn)

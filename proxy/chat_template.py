@@ -6,7 +6,9 @@ Templates are Jinja, rendered in a sandbox the way transformers renders a tokeni
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 
 from jinja2.exceptions import TemplateError
@@ -57,3 +59,17 @@ def conversation_turns(system_prompt: str, history: Iterable[Turn], message: str
     turns.extend(history)
     turns.append(Turn("user", message))
     return turns
+
+
+def load_chat_template(adapter_dir: Path | None) -> ChatTemplate:
+    """The adapter's own template (chat_template.jinja, or chat_template in tokenizer_config.json), else ChatML."""
+    if adapter_dir is not None:
+        jinja_file = adapter_dir / "chat_template.jinja"
+        if jinja_file.is_file():
+            return ChatTemplate(jinja_file.read_text(encoding="utf-8"))
+        config_file = adapter_dir / "tokenizer_config.json"
+        if config_file.is_file():
+            source = json.loads(config_file.read_text(encoding="utf-8")).get("chat_template")
+            if isinstance(source, str) and source.strip():
+                return ChatTemplate(source)
+    return ChatTemplate()

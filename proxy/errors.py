@@ -14,6 +14,18 @@ class ProxyError(Exception):
         self.message = message
 
 
+class PromptTooLong(ProxyError):
+    """The latest message alone does not fit in the model's context."""
+
+    kind = "prompt_too_long"
+
+
+class TooManyStreams(ProxyError):
+    """This API key already has as many streams open as it may."""
+
+    kind = "too_many_streams"
+
+
 class UpstreamError(ProxyError):
     """The inference server (TGI) did not give us a usable answer."""
 

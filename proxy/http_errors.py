@@ -7,7 +7,9 @@ from fastapi.responses import JSONResponse
 
 from proxy.chat_template import ChatTemplateError
 from proxy.errors import (
+    PromptTooLong,
     ProxyError,
+    TooManyStreams,
     UpstreamError,
     UpstreamOverloaded,
     UpstreamRejected,
@@ -19,9 +21,9 @@ from proxy.settings import Settings
 
 
 def _status_for(exc: Exception) -> int:
-    if isinstance(exc, (UpstreamRejected, ChatTemplateError)):
+    if isinstance(exc, (UpstreamRejected, ChatTemplateError, PromptTooLong)):
         return 422
-    if isinstance(exc, UpstreamOverloaded):
+    if isinstance(exc, (UpstreamOverloaded, TooManyStreams)):
         return 429
     if isinstance(exc, UpstreamUnavailable):
         return 503

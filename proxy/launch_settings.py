@@ -94,7 +94,7 @@ def load_launch_settings(**overrides) -> LaunchSettings:
 def proxy_settings_for(launch: LaunchSettings, **overrides: Any) -> Settings:
     """Proxy settings that point at the launched server and ask it only for the adapter it serves."""
     adapter_id = launch.adapter_name if launch.adapter_dir is not None else ""  # "" = the base model
-    return load_settings(**overrides, tgi_url=launch.url, adapter_id=adapter_id)
+    return load_settings(**overrides, tgi_url=launch.url, adapter_id=adapter_id, adapter_dir=launch.adapter_dir)
 
 
 def build_launcher_args(settings: LaunchSettings, adapter_dir: Path | None = None) -> list[str]:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 # Buckets sized for LLM serving: a first token in tens of ms to tens of s, a stream up to
 # Modal's 150 s request limit, tokens every few ms (H100) to a few hundred ms (CPU).
@@ -18,25 +24,42 @@ class ProxyMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "proxy_requests", "HTTP requests answered, by route, method and status.", ["route", "method", "status"], registry=r
+            "proxy_requests",
+            "HTTP requests answered, by route, method and status.",
+            ["route", "method", "status"],
+            registry=r,
         )
         self.request_duration = Histogram(
-            "proxy_request_duration_seconds", "Time from request to the last byte of the response.", ["route"],
-            buckets=DURATION_BUCKETS, registry=r,
+            "proxy_request_duration_seconds",
+            "Time from request to the last byte of the response.",
+            ["route"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
         )
         self.streams_finished = Counter(
-            "proxy_streams_finished", "Chat streams that sent their final event, by finish reason.", ["finish_reason"], registry=r
+            "proxy_streams_finished",
+            "Chat streams that sent their final event, by finish reason.",
+            ["finish_reason"],
+            registry=r,
         )
         self.time_to_first_token = Histogram(
-            "proxy_time_to_first_token_seconds", "Time from request to the first token sent to the client.",
-            buckets=TTFT_BUCKETS, registry=r,
+            "proxy_time_to_first_token_seconds",
+            "Time from request to the first token sent to the client.",
+            buckets=TTFT_BUCKETS,
+            registry=r,
         )
         self.inter_token_latency = Histogram(
-            "proxy_inter_token_latency_seconds", "Mean time between tokens, one observation per stream.",
-            buckets=INTER_TOKEN_BUCKETS, registry=r,
+            "proxy_inter_token_latency_seconds",
+            "Mean time between tokens, one observation per stream.",
+            buckets=INTER_TOKEN_BUCKETS,
+            registry=r,
         )
-        self.generated_tokens = Counter("proxy_generated_tokens", "Tokens generated for clients (TGI's count).", registry=r)
-        self.prompt_tokens = Counter("proxy_prompt_tokens", "Prompt tokens of finished streams (TGI's count).", registry=r)
+        self.generated_tokens = Counter(
+            "proxy_generated_tokens", "Tokens generated for clients (TGI's count).", registry=r
+        )
+        self.prompt_tokens = Counter(
+            "proxy_prompt_tokens", "Prompt tokens of finished streams (TGI's count).", registry=r
+        )
         self.streams_in_flight = Gauge("proxy_streams_in_flight", "Chat streams open right now.", registry=r)
         self.client_disconnects = Counter(
             "proxy_client_disconnects", "Chat streams the client left before the final event.", registry=r
@@ -45,7 +68,9 @@ class ProxyMetrics:
             "proxy_upstream_errors", "Failures of the inference server, by type.", ["type"], registry=r
         )
         self.upstream_up = Gauge(
-            "proxy_upstream_up", "1 when the inference server answered its last health check or scrape, else 0.", registry=r
+            "proxy_upstream_up",
+            "1 when the inference server answered its last health check or scrape, else 0.",
+            registry=r,
         )
 
     def render(self, upstream_metrics: str | None, upstream_problem: str = "") -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 
 from pydantic import Field, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +28,10 @@ class Settings(BaseSettings):
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     #: the chat template's end-of-turn marker; also sent to TGI as a stop sequence
     end_of_turn: str = "<|im_end|>"
+    #: the LoRA adapter folder: its chat template and tokenizer are used when it has them
+    adapter_dir: Path | None = None
+    #: tokenizer.json (or its folder) for counting prompt tokens; default: the adapter's, else Qwen2.5's
+    tokenizer_path: Path | None = None
 
     # Request limits (the contract table's "limits from settings").
     max_message_chars: PositiveInt = 16_000
@@ -34,6 +39,16 @@ class Settings(BaseSettings):
     max_history_chars: PositiveInt = 200_000
     max_tokens_limit: PositiveInt = 2048
     default_max_tokens: PositiveInt = 512
+
+    # Who may call, and how much.
+    #: comma-separated API keys, or `sha256:<hex>` digests of keys; empty = no authentication
+    api_keys: str = Field(default="", repr=False)
+    #: a file with more keys or digests, one per line (e.g. mounted from a secret)
+    api_keys_file: Path | None = None
+    max_streams_per_key: PositiveInt = 16
+    max_body_bytes: PositiveInt = 1_000_000
+    #: comma-separated origins allowed to call from a browser (`*` for any); empty = no CORS headers
+    cors_origins: str = ""
 
     # Streaming behaviour.
     keepalive_interval_s: PositiveFloat = 15.0  # intermediaries drop idle connections (Cloudflare: 100 s)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import AsyncGenerator
+from typing import AsyncGenerator, Callable
 
 from proxy.chat import ChatEvent, StreamEnd
 from proxy.metrics import ProxyMetrics
@@ -18,6 +18,7 @@ class StreamRecord:
     tokens_sent: int = 0
     end: StreamEnd | None = None
     closed: bool = field(default=False)
+    history_dropped: int = 0  # oldest turns left out to fit the model's context
 
     @property
     def client_left(self) -> bool:
@@ -36,13 +37,19 @@ class StreamRecord:
                 fields["error_type"] = self.end.error.kind
         if self.client_left:
             fields["client_disconnected"] = True
+        if self.history_dropped:
+            fields["history_dropped"] = self.history_dropped
         return fields
 
 
 async def recorded(
-    events: AsyncGenerator[ChatEvent, None], record: StreamRecord, metrics: ProxyMetrics
+    events: AsyncGenerator[ChatEvent, None],
+    record: StreamRecord,
+    metrics: ProxyMetrics,
+    on_close: Callable[[], None] | None = None,
 ) -> AsyncGenerator[ChatEvent, None]:
-    """Pass events through unchanged, noting what the record needs; metrics when the stream closes."""
+    """Pass events through unchanged, noting what the record needs; metrics (and `on_close`)
+    when the stream closes, however it ends."""
     metrics.streams_in_flight.inc()
     clock = time.perf_counter
     try:
@@ -59,6 +66,8 @@ async def recorded(
     finally:
         record.closed = True
         metrics.streams_in_flight.dec()
+        if on_close is not None:
+            on_close()
         _observe(record, metrics)
         await events.aclose()
 

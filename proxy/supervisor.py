@@ -17,9 +17,14 @@ import uvicorn
 
 from adapters.errors import AdapterError
 from proxy.app import create_app
-from proxy.inference_server import FailureCallback, InferenceServer, InferenceServerError, InferenceServerStopped
-from proxy.logs import configure_logging
+from proxy.inference_server import (
+    FailureCallback,
+    InferenceServer,
+    InferenceServerError,
+    InferenceServerStopped,
+)
 from proxy.launch_settings import load_launch_settings, proxy_settings_for
+from proxy.logs import configure_logging
 
 logger = logging.getLogger(__name__)
 

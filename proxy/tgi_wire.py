@@ -53,7 +53,7 @@ def parse_stream_event(data: str) -> TGIStreamEvent:
     try:
         payload = json.loads(data)
     except ValueError:
-        raise UpstreamProtocolError(f"inference server sent an event that is not JSON: {data[:200]!r}")
+        raise UpstreamProtocolError(f"inference server sent an event that is not JSON: {data[:200]!r}") from None
     if isinstance(payload, dict) and isinstance(payload.get("error"), str):
         error_type = _ERROR_TYPES.get(payload.get("error_type"), UpstreamGenerationFailed)
         raise error_type(payload["error"])

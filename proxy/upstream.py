@@ -11,7 +11,12 @@ from typing import Any, AsyncIterator
 
 import httpx
 from httpx_sse import EventSource
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from proxy.errors import (
     UpstreamGenerationFailed,

