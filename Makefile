@@ -45,6 +45,7 @@ run: setup $(DEV_ADAPTER)/adapter_config.json
 	$(PY) -m proxy --launch --port $(PORT)
 
 test: setup
+	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

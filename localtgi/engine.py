@@ -28,13 +28,7 @@ class SamplingParams:
     @property
     def sampling(self) -> bool:
         # TGI's rule (server/text_generation_server/utils/tokens.py): any of these turns sampling on.
-        return (
-            self.do_sample
-            or self.temperature != 1.0
-            or self.top_k != 0
-            or self.top_p < 1.0
-            or self.typical_p < 1.0
-        )
+        return self.do_sample or self.temperature != 1.0 or self.top_k != 0 or self.top_p < 1.0 or self.typical_p < 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,7 @@ class Histogram:
     def samples(self) -> list[str]:
         lines = [
             f'{self.name}_bucket{{le="{_number(bound)}"}} {count}'
-            for bound, count in zip(self.buckets, self.bucket_counts)
+            for bound, count in zip(self.buckets, self.bucket_counts, strict=True)
         ]
         lines.append(f'{self.name}_bucket{{le="+Inf"}} {self.count}')
         lines.append(f"{self.name}_sum {_number(self.sum)}")
@@ -91,9 +91,7 @@ class TgiMetrics:
         self.request_count = Counter("tgi_request_count", "Total number of requests")
         self.request_success = Counter("tgi_request_success", "Number of successful requests")
         self.request_failure = Counter("tgi_request_failure", label="err")
-        self.request_duration = Histogram(
-            "tgi_request_duration", durations, "Total time spent processing the request"
-        )
+        self.request_duration = Histogram("tgi_request_duration", durations, "Total time spent processing the request")
         self.request_validation_duration = Histogram(
             "tgi_request_validation_duration", durations, "Time spent validating the request"
         )

@@ -64,9 +64,7 @@ class EventStreamResponse:
     behind it stops. When `events` raises ConnectionDropped, the response is left unfinished.
     """
 
-    def __init__(
-        self, events: AsyncGenerator[bytes, None], headers: dict[str, str], keep_alive_seconds: float
-    ) -> None:
+    def __init__(self, events: AsyncGenerator[bytes, None], headers: dict[str, str], keep_alive_seconds: float) -> None:
         self.events = events
         self.headers = {"content-type": "text/event-stream", "cache-control": "no-cache", **headers}
         self.keep_alive_seconds = keep_alive_seconds

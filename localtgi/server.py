@@ -76,9 +76,7 @@ class TgiRoutes:
         body = await self._read(request, compat=True)
         if body.parameters.return_full_text is None:
             # TGI's default for a model whose pipeline tag is text-generation (or unknown).
-            body = dataclasses.replace(
-                body, parameters=dataclasses.replace(body.parameters, return_full_text=True)
-            )
+            body = dataclasses.replace(body, parameters=dataclasses.replace(body.parameters, return_full_text=True))
         if body.stream:
             return self._generate_stream(body)
         return await self._generate(request, body, as_list=True)

@@ -64,22 +64,17 @@ def validate(request: GenerateRequest, limits: Limits, engine: Engine) -> ValidR
     if p.max_new_tokens == 0:
         raise ValidationError("`max_new_tokens` must be strictly positive")
     if len(p.stop) > limits.max_stop_sequences:
-        raise ValidationError(
-            f"`stop` supports up to {limits.max_stop_sequences} stop sequences. Given: {len(p.stop)}"
-        )
+        raise ValidationError(f"`stop` supports up to {limits.max_stop_sequences} stop sequences. Given: {len(p.stop)}")
     if p.seed is not None and best_of > 1:
         raise ValidationError("`seed` must not be set when `best_of` > 1")
     seed = random.getrandbits(64) if p.seed is None else p.seed
     if p.top_n_tokens is not None and p.top_n_tokens > limits.max_top_n_tokens:
-        raise ValidationError(
-            f"`top_n_tokens` must be >= 0 and <= {limits.max_top_n_tokens}. Given: {p.top_n_tokens}"
-        )
+        raise ValidationError(f"`top_n_tokens` must be >= 0 and <= {limits.max_top_n_tokens}. Given: {p.top_n_tokens}")
     if not request.inputs:
         raise ValidationError("`inputs` cannot be empty")
     if p.truncate is not None and not 0 < p.truncate <= limits.max_input_tokens:
         raise ValidationError(
-            "`truncate` must be strictly positive and less than "
-            f"{limits.max_input_tokens}. Given: {p.truncate}"
+            f"`truncate` must be strictly positive and less than {limits.max_input_tokens}. Given: {p.truncate}"
         )
 
     input_length = engine.count_input_tokens(request.inputs)

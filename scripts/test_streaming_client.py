@@ -64,10 +64,14 @@ def check_event(block: bytes, report: StreamReport) -> dict | None:
     except UnicodeDecodeError:
         raise ContractViolation(f"event is not ASCII-only JSON: {block[:120]!r}") from None
     try:
-        event = json.loads(block[len(b"data: "):])
+        event = json.loads(block[len(b"data: ") :])
     except ValueError:
         raise ContractViolation(f"event is not JSON: {block[:120]!r}") from None
-    if not isinstance(event, dict) or not isinstance(event.get("token"), str) or not isinstance(event.get("done"), bool):
+    if (
+        not isinstance(event, dict)
+        or not isinstance(event.get("token"), str)
+        or not isinstance(event.get("done"), bool)
+    ):
         raise ContractViolation(f"event lacks a string `token` and a boolean `done`: {event!r}")
     if report.finish_reason is not None:
         raise ContractViolation(f"event after the final event: {event!r}")
@@ -139,7 +143,9 @@ def print_summary(report: StreamReport) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", default=os.environ.get("THERAPIST_URL", DEFAULT_URL), help=f"endpoint (default {DEFAULT_URL})")
+    parser.add_argument(
+        "--url", default=os.environ.get("THERAPIST_URL", DEFAULT_URL), help=f"endpoint (default {DEFAULT_URL})"
+    )
     parser.add_argument("-m", "--message", action="append", help="message to send (repeat for several turns)")
     parser.add_argument("--history", action="store_true", help="send earlier turns as conversation_history")
     parser.add_argument("--max-tokens", type=int, default=256)
@@ -148,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--api-key", default=os.environ.get("THERAPIST_API_KEY"))
     parser.add_argument("--timeout", type=float, default=150.0, help="seconds (Modal ends web requests at 150 s)")
-    parser.add_argument("--check", action="store_true", help="smoke test: exit 1 on a contract violation or an error finish")
+    parser.add_argument(
+        "--check", action="store_true", help="smoke test: exit 1 on a contract violation or an error finish"
+    )
     parser.add_argument("--quiet", action="store_true", help="do not print tokens")
     args = parser.parse_args(argv)
 

@@ -53,9 +53,15 @@ def test_health(local_stack):
 def test_guide_curl_command(local_stack):
     output = subprocess.run(
         [
-            "curl", "-sS", "-X", "POST", f"{local_stack}/stream_chat",
-            "-H", "Content-Type: application/json",
-            "-d", '{"message": "I feel anxious", "max_tokens": 256}',
+            "curl",
+            "-sS",
+            "-X",
+            "POST",
+            f"{local_stack}/stream_chat",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            '{"message": "I feel anxious", "max_tokens": 256}',
         ],
         capture_output=True,
         check=True,
@@ -69,7 +75,10 @@ def test_guide_curl_command(local_stack):
 def test_guide_python_requests_client(local_stack):
     result = subprocess.run(
         [sys.executable, str(CLIENTS / "guide_requests_client.py"), f"{local_stack}/stream_chat"],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     reply, _, tail = result.stdout.rpartition("\n[Stream complete]")
     assert tail == "\n"
@@ -80,7 +89,9 @@ def test_guide_python_requests_client(local_stack):
 def test_guide_javascript_fetch_client(local_stack):
     result = subprocess.run(
         ["node", str(CLIENTS / "guide_fetch_client.mjs"), f"{local_stack}/stream_chat"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.split()) >= 3, result.stdout

@@ -173,7 +173,12 @@ def test_best_of_returns_the_other_sequences(tgi):
     others = body["details"]["best_of_sequences"]
     assert len(others) == 1
     assert [key for key, _ in shape(json.dumps(others[0]))] == [
-        "generated_text", "finish_reason", "generated_tokens", "seed", "prefill", "tokens"
+        "generated_text",
+        "finish_reason",
+        "generated_tokens",
+        "seed",
+        "prefill",
+        "tokens",
     ]
 
 

@@ -86,7 +86,9 @@ def test_client_disconnect_cancels_generation_upstream(stack_factory):
     # A slow model, so the generation is certainly still running when the client leaves.
     with stack_factory(localtgi_args=["--token-rate", "20"]) as slow:
         before = stats(slow)["cancelled"]
-        with httpx.stream("POST", f"{slow.proxy_url}/stream_chat", json={"message": "hi", "max_tokens": 500}) as response:
+        with httpx.stream(
+            "POST", f"{slow.proxy_url}/stream_chat", json={"message": "hi", "max_tokens": 500}
+        ) as response:
             chunks = response.iter_raw()
             assert next(chunks).startswith(b"data: ")
         # The `with` closed the connection mid-stream.

@@ -7,8 +7,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.chat_stream import stream_chat
-from tests.support.servers import free_port, start_proxy
-from tests.support.servers import start_localtgi
+from tests.support.servers import free_port, start_localtgi, start_proxy
 
 SECRET = "my-very-private-worry-about-my-sister"
 
@@ -36,8 +35,12 @@ def observed(tmp_path_factory):
     with start_localtgi("--lora-adapters", "qwen_therapist_lora", "--token-rate", "100") as tgi_url:
         with start_proxy(tgi_url, log_file=log_file) as proxy_url:
             before = scrape(proxy_url)
-            body = {"message": SECRET, "max_tokens": 8, "seed": 1,
-                    "conversation_history": [{"role": "user", "content": SECRET}]}
+            body = {
+                "message": SECRET,
+                "max_tokens": 8,
+                "seed": 1,
+                "conversation_history": [{"role": "user", "content": SECRET}],
+            }
             ok = stream_chat(proxy_url, body, headers={"X-Request-ID": "client-chosen-id-42"})
             stream_chat(proxy_url, {"message": "x", "max_tokens": 0})  # 422
             httpx.put(f"{tgi_url}/_localtgi/faults", json={"fail_after": 2}).raise_for_status()
@@ -48,8 +51,14 @@ def observed(tmp_path_factory):
             with httpx.stream("POST", f"{proxy_url}/stream_chat", json={"message": SECRET, "max_tokens": 500}) as r:
                 next(r.iter_raw())  # leave after the first token
             after = _scrape_when_settled(proxy_url)
-    yield {"before": before, "after": after, "ok": ok, "failed": failed, "overloaded": overloaded,
-           "log": log_file.read_text()}
+    yield {
+        "before": before,
+        "after": after,
+        "ok": ok,
+        "failed": failed,
+        "overloaded": overloaded,
+        "log": log_file.read_text(),
+    }
 
 
 def _scrape_when_settled(proxy_url):

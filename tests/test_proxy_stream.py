@@ -16,7 +16,10 @@ def stack(stack_factory):
 
 def generate_direct(stack, **parameters) -> dict:
     """What localtgi itself answers on /generate, the reference the proxy's stream must match."""
-    body = {"inputs": "any prompt: the scripted engine depends on seed and max_new_tokens only", "parameters": parameters}
+    body = {
+        "inputs": "any prompt: the scripted engine depends on seed and max_new_tokens only",
+        "parameters": parameters,
+    }
     response = httpx.post(f"{stack.tgi_url}/generate", json=body, timeout=30)
     response.raise_for_status()
     return response.json()
@@ -60,7 +63,9 @@ def test_length_finish_and_usage(stack):
 def test_model_ending_its_turn_is_stop_and_hides_the_end_token(stack):
     result = stream_chat(stack.proxy_url, {"message": "Hi", "max_tokens": 1000, "seed": 11})
     assert result.final["finish_reason"] == "stop"
-    direct = generate_direct(stack, do_sample=True, temperature=0.7, top_p=0.9, seed=11, max_new_tokens=1000, details=True)
+    direct = generate_direct(
+        stack, do_sample=True, temperature=0.7, top_p=0.9, seed=11, max_new_tokens=1000, details=True
+    )
     assert direct["details"]["finish_reason"] == "eos_token"
     assert direct["details"]["tokens"][-1]["special"] is True
     assert result.text == direct["generated_text"]

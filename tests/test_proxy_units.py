@@ -77,6 +77,11 @@ def test_token_frame_is_one_ascii_data_line():
 
 def test_final_frame_carries_finish_reason_usage_and_error():
     ok = json.loads(frame_chat_event(StreamEnd("length", 12, 5))[6:])
-    assert ok == {"token": "", "done": True, "finish_reason": "length", "usage": {"prompt_tokens": 12, "completion_tokens": 5}}
+    assert ok == {
+        "token": "",
+        "done": True,
+        "finish_reason": "length",
+        "usage": {"prompt_tokens": 12, "completion_tokens": 5},
+    }
     failed = json.loads(frame_chat_event(StreamEnd("error", None, 3, UpstreamGenerationFailed("boom")))[6:])
     assert failed["finish_reason"] == "error" and failed["error"] == {"type": "generation", "message": "boom"}

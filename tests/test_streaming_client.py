@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from tests.support.fixtures import REPO_ROOT
-from tests.support.servers import run_server, free_port
+from tests.support.servers import free_port, run_server
 
 CLIENT = [sys.executable, str(REPO_ROOT / "scripts" / "test_streaming_client.py")]
 
@@ -25,7 +25,9 @@ def breaker():
 
 def test_check_passes_against_the_local_stack_with_history(stack_factory):
     with stack_factory(localtgi_args=["--token-rate", "500"]) as stack:
-        result = run_client("--url", stack.proxy_url, "--check", "--history", "-m", "I feel anxious", "-m", "Mostly at night")
+        result = run_client(
+            "--url", stack.proxy_url, "--check", "--history", "-m", "I feel anxious", "-m", "Mostly at night"
+        )
     assert result.returncode == 0, result.stderr
     assert "CHECK PASSED" in result.stderr
     assert result.stderr.count("time to first token:") == 2 and "tokens/s" in result.stderr

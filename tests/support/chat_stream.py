@@ -35,7 +35,7 @@ def parse_event_stream(body: bytes) -> tuple[list[dict], list[str]]:
             comments.append(block.decode())
             continue
         assert block.startswith(b"data: "), f"not a data line: {block!r}"
-        events.append(json.loads(block[len(b"data: "):]))
+        events.append(json.loads(block[len(b"data: ") :]))
     return events, comments
 
 

@@ -12,7 +12,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 TOKEN = b'data: {"token": "Hello", "done": false}\n\n'
-FINAL = b'data: {"token": "", "done": true, "finish_reason": "stop", "usage": {"prompt_tokens": 3, "completion_tokens": 2}}\n\n'
+FINAL = (
+    b'data: {"token": "", "done": true, "finish_reason": "stop", '
+    b'"usage": {"prompt_tokens": 3, "completion_tokens": 2}}\n\n'
+)
 
 BODIES = {
     "valid": [TOKEN, FINAL],

@@ -12,7 +12,7 @@ TGI_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "tgi"
 def sse_payloads(name: str) -> list[str]:
     """The `data:` payloads of one derived .sse file, in order."""
     text = (TGI_FIXTURES / "derived" / name).read_text(encoding="utf-8")
-    return [line[len("data:"):].lstrip(" ") for line in text.splitlines() if line.startswith("data:")]
+    return [line[len("data:") :].lstrip(" ") for line in text.splitlines() if line.startswith("data:")]
 
 
 def snapshot(folder: str, name: str):
