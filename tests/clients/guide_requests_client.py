@@ -1,13 +1,19 @@
 # The guide's "Test with Python" client, unchanged except that the URL comes from argv.
-import json
 import sys
 
 import requests
+import json
 
 url = sys.argv[1]
 
 response = requests.post(
-    url, json={"message": "I've been feeling stressed about work", "max_tokens": 256, "temperature": 0.7}, stream=True
+    url,
+    json={
+        "message": "I've been feeling stressed about work",
+        "max_tokens": 256,
+        "temperature": 0.7
+    },
+    stream=True
 )
 
 for line in response.iter_lines():
