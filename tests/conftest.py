@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from tests.support.stack import start_stack
@@ -7,3 +9,11 @@ from tests.support.stack import start_stack
 def stack_factory():
     """`with stack_factory(localtgi_args=[...], proxy_settings={...}) as stack:` starts a fresh stack."""
     return start_stack
+
+
+@pytest.fixture(scope="session")
+def dev_adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small real LoRA adapter `make run` serves (made once per test session)."""
+    from adapters import make_dev_adapter  # imports torch: only for the tests that need it
+
+    return make_dev_adapter(tmp_path_factory.mktemp("adapters") / "dev")

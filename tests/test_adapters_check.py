@@ -12,16 +12,11 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from adapters import AdapterInvalid, AdapterNotFound, check_adapter, make_dev_adapter, read_chat_template
+from adapters import AdapterInvalid, AdapterNotFound, check_adapter, read_chat_template
 from adapters.devadapter import THERAPIST_CHAT_TEMPLATE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = "adapter_model.safetensors"
-
-
-@pytest.fixture(scope="session")
-def dev_adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_dev_adapter(tmp_path_factory.mktemp("adapters") / "dev")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -18,11 +17,6 @@ from adapters.devadapter import THERAPIST_CHAT_TEMPLATE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROMPT = [{"role": "user", "content": "I have been feeling stressed about work."}]
-
-
-@pytest.fixture(scope="session")
-def dev_adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_dev_adapter(tmp_path_factory.mktemp("adapters") / "dev")
 
 
 def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -70,9 +70,10 @@ def test_scripted_pacing_keeps_to_the_clock():
     assert expected_last <= arrivals[-1] - started < expected_last + 0.15  # no drift from sleep overshoot
 
 
-def test_scripted_input_tokens_count_words_and_punctuation():
-    # Hello / , / world / ! / I / ’ / m / here / .
-    assert ScriptedEngine().count_input_tokens("Hello, world! I’m here.") == 9
+def test_scripted_input_tokens_are_counted_with_the_qwen_tokenizer():
+    # Hello / , / world / ! / I / ’m / here / .  (Qwen2.5's BPE); control tokens count as one each.
+    assert ScriptedEngine().count_input_tokens("Hello, world! I’m here.") == 8
+    assert ScriptedEngine().count_input_tokens("<|im_start|>user\nhi<|im_end|>") == 5
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from adapters import LoraUnsupported, default_cache_dir, make_dev_adapter, resolve_base_model
+from adapters import LoraUnsupported, default_cache_dir, resolve_base_model
 from adapters.basemodel import SMOLLM2_ID
 from localtgi.engine import GeneratedToken, SamplingParams
 from localtgi.engines.detokenizer import IncrementalDetokenizer
@@ -20,11 +20,6 @@ PROMPT = "<|im_start|>user\nI have been feeling stressed about work.<|im_end|>\n
 SHORT_ANSWER_PROMPT = "<|im_start|>user\nSay only the word yes.<|im_end|>\n<|im_start|>assistant\n"
 GREEDY = SamplingParams(max_new_tokens=12, do_sample=False)
 SAMPLED = SamplingParams(max_new_tokens=12, do_sample=True, temperature=0.8, top_p=0.9, top_k=50, seed=7)
-
-
-@pytest.fixture(scope="session")
-def dev_adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_dev_adapter(tmp_path_factory.mktemp("adapters") / "dev")
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import struct
 from typing import AsyncIterator
 
 from localtgi.engine import GeneratedToken, SamplingParams
+from proxy.tokenizer import PromptTokenizer, bundled_qwen_tokenizer_path
 
 DEFAULT_MODEL_ID = "scripted/therapist"
 MAX_POSITION_EMBEDDINGS = 4096
@@ -131,7 +132,10 @@ class ScriptedEngine:
         self._first_token_delay = first_token_delay
 
     def count_input_tokens(self, inputs: str) -> int:
-        return len(_PIECE.findall(inputs))
+        # Production serves a Qwen model: count prompts as its tokenizer does when it is installed,
+        # so the proxy's context fitting and this server's limits agree, as they do with real TGI.
+        tokenizer = _qwen_tokenizer()
+        return tokenizer.count(inputs) if tokenizer else len(_PIECE.findall(inputs))
 
     async def generate(self, inputs: str, params: SamplingParams) -> AsyncIterator[GeneratedToken]:
         tokens = reply_tokens(params.seed if params.sampling else 0)
@@ -149,3 +153,9 @@ class ScriptedEngine:
             elif due > now:
                 await asyncio.sleep(due - now)
             yield token
+
+
+@functools.cache
+def _qwen_tokenizer() -> PromptTokenizer | None:
+    path = bundled_qwen_tokenizer_path()
+    return PromptTokenizer.from_file(path) if path else None
