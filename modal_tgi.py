@@ -9,7 +9,6 @@ Deploy-time knobs are DEPLOY_* environment variables, all in `DeployConfig` belo
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -23,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from proxy.app import create_app
 from proxy.inference_server import InferenceServer
 from proxy.launch_settings import LaunchSettings, Quantization, proxy_settings_for
+from proxy.stream_client import print_summary, stream_chat
 from proxy.supervisor import configure_logging
 
 APP_NAME = "therapist-streaming"
@@ -190,25 +190,7 @@ def _wait_until_healthy(client: httpx.Client, deadline_s: float) -> None:
 
 
 def _stream_one_reply(client: httpx.Client, body: dict) -> None:
-    started = time.perf_counter()
-    first_token_at = last_token_at = final = None
-    with client.stream("POST", "/stream_chat", json=body) as response:
-        if response.status_code != 200:
-            raise SystemExit(f"/stream_chat answered {response.status_code}: {response.read().decode()}")
-        for line in response.iter_lines():
-            if not line.startswith("data: "):
-                continue  # blank separators and ": ping" keep-alives
-            event = json.loads(line.removeprefix("data: "))
-            if event["done"]:
-                final = event
-                break
-            last_token_at = time.perf_counter()
-            first_token_at = first_token_at or last_token_at
-            print(event["token"], end="", flush=True)
-    if first_token_at is None or final is None:
-        raise SystemExit(f"no reply streamed (final event: {final})")
-    print(f"\n[{final.get('finish_reason')}] {final.get('error') or ''}")
-    # Events can carry several tokens (or none are sent for special ones): count what TGI generated.
-    tokens = final["usage"]["completion_tokens"]
-    rate = (tokens - 1) / (last_token_at - first_token_at) if last_token_at > first_token_at else float("nan")
-    print(f"time to first token: {first_token_at - started:.2f} s; {tokens} tokens at {rate:.1f} tokens/s")
+    report = stream_chat(
+        str(client.base_url), body, headers=dict(client.headers), on_token=lambda text: print(text, end="", flush=True)
+    )
+    print_summary(report)

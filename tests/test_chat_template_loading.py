@@ -30,4 +30,5 @@ def test_folder_without_a_template_means_chatml(tmp_path):
 
 def test_dev_adapter_template_renders_the_therapist_chatml(dev_adapter):
     rendered = load_chat_template(dev_adapter).render(TURNS)
-    assert rendered == "<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"
+    expected = "<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"
+    assert rendered == expected
