@@ -61,7 +61,8 @@ def create_app(settings: Settings | None = None, inference_server: InferenceServ
     install_middleware(app, settings, metrics)
     install_error_handlers(app, settings, metrics)
 
-    @app.post("/stream_chat", response_class=EventStreamResponse)
+    # status_code: FastAPI's OpenAPI generator finds none in EventStreamResponse.__init__ and would fail (500).
+    @app.post("/stream_chat", response_class=EventStreamResponse, status_code=200)
     async def stream_chat(body: StreamChatRequest, request: Request) -> EventStreamResponse:
         key_id = getattr(request.state, "api_key_id", None)
         release_slot = slots.acquire(key_id) if key_id else None
@@ -114,7 +115,7 @@ def install_middleware(app: FastAPI, settings: Settings, metrics: ProxyMetrics) 
             allow_origins=origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After"],
+            expose_headers=["X-Request-ID", "Retry-After", "X-History-Dropped"],
             max_age=600,
         )
     app.add_middleware(RequestLogMiddleware, metrics=metrics)
