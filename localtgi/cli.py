@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument(
         "--drop-after", type=int, metavar="N", help="close the connection after N tokens, no final event"
     )
+    faults.add_argument(
+        "--malformed-after",
+        type=int,
+        metavar="N",
+        help="/generate_stream: after N tokens send one `data:` event that is not JSON, then go on",
+    )
     faults.add_argument("--overload", action="store_true", help="refuse every generate request as overloaded")
     faults.add_argument("--unhealthy", action="store_true", help="/health answers 503")
     return parser
@@ -114,6 +120,7 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
         stall_after=args.stall_after,
         stall_seconds=args.stall_seconds,
         drop_after=args.drop_after,
+        malformed_after=args.malformed_after,
         overload=args.overload,
         unhealthy=args.unhealthy,
     )

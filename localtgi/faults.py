@@ -15,6 +15,7 @@ class Faults:
     stall_after: int | None = None  # pause stall_seconds after N tokens, then go on
     stall_seconds: float = 30.0
     drop_after: int | None = None  # cut the TCP connection after N tokens, no final event
+    malformed_after: int | None = None  # streams: after N tokens one `data:` event that is not JSON, then go on
     overload: bool = False  # every generate request is refused as overloaded
     unhealthy: bool = False  # /health answers 503
 

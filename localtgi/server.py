@@ -24,6 +24,7 @@ from localtgi.wire import (
     final_event,
     generate_response_json,
     json_text,
+    malformed_event,
     token_event,
 )
 
@@ -130,6 +131,8 @@ class TgiRoutes:
                 valid = self.inference.validate(body)
                 index = 0
                 async for step in self.inference.steps(valid, received_at):
+                    if index == self.faults.malformed_after:
+                        yield malformed_event(index + 1)
                     index += 1
                     if step.finished is None:
                         yield token_event(index, step.token)

@@ -93,6 +93,11 @@ def final_event(index: int, generation: Generation, details: bool, prompt: str =
     ).encode()
 
 
+def malformed_event(index: int) -> bytes:
+    """The --malformed-after fault: a token event cut off mid-JSON, as a broken hop in between might send."""
+    return f'data: {{"index":{index},"token":{{"id":\n\n'.encode()
+
+
 def error_json(error: InferError) -> str:
     return json_text({"error": str(error), "error_type": error.error_type})
 

@@ -6,6 +6,7 @@ OpenAI-compatible route would frame it another.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
@@ -40,19 +41,26 @@ def tgi_parameters(request: ChatRequest, settings: Settings) -> dict[str, Any]:
         "stop": [settings.end_of_turn],
         "details": True,  # the final event then carries input_length and generated_tokens
     }
-    if request.greedy:
+    # TGI reads both as 32-bit floats: 5e-324 arrives as 0.0 and 0.999999999 as 1.0, which it refuses.
+    temperature, top_p = _as_float32(request.temperature), _as_float32(request.top_p)
+    if request.greedy or temperature == 0.0 or top_p == 0.0:
         # TGI rejects temperature 0, and any top_p < 1 would switch sampling back on.
+        # (A top_p that is 0 in 32 bits keeps only the most likely token: greedy as well.)
         parameters["do_sample"] = False
     else:
         parameters["do_sample"] = True
         parameters["temperature"] = request.temperature
-        if request.top_p < 1.0:  # TGI rejects top_p == 1.0; leaving it out means the same
+        if top_p < 1.0:  # TGI rejects top_p == 1.0; leaving it out means the same
             parameters["top_p"] = request.top_p
     if request.seed is not None:
         parameters["seed"] = request.seed
     if settings.upstream_adapter_id:
         parameters["adapter_id"] = settings.upstream_adapter_id
     return parameters
+
+
+def _as_float32(value: float) -> float:
+    return struct.unpack("f", struct.pack("f", value))[0]
 
 
 async def reshape_events(upstream: UpstreamStream, end_of_turn: str) -> AsyncIterator[ChatEvent]:

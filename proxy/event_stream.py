@@ -25,6 +25,8 @@ class EventStreamResponse(Response):
     # A Response subclass so FastAPI passes it through; Response.__init__ is skipped on purpose,
     # as it would add `content-length: 0`.
 
+    media_type = "text/event-stream"  # what /openapi.json documents for the 200 response
+
     def __init__(
         self,
         chunks: AsyncGenerator[bytes, None],

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from proxy.chat_template import ChatTemplateError
@@ -32,6 +36,35 @@ def _status_for(exc: Exception) -> int:
     return 502  # the inference server failed or spoke nonsense: not the client's fault, nor ours
 
 
+def _scalar(value: Any) -> Any:
+    """`value` as JSON and UTF-8 can carry it: NaN and Infinity as strings, bytes decoded, lone
+    surrogates (legal in JSON's \\u escapes, not in UTF-8) replaced, anything else as its text."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return str(value).encode("utf-8", "replace").decode("utf-8")
+
+
+def _encodable_error(error: dict[str, Any]) -> dict[str, Any]:
+    encodable = {"type": error["type"], "loc": [_scalar(part) for part in error["loc"]], "msg": _scalar(error["msg"])}
+    value = error.get("input")
+    if value is None or isinstance(value, (str, bytes, bool, int, float)):
+        encodable["input"] = _scalar(value)  # not a list or object: walking one nested 900 deep could overflow
+    if "ctx" in error:
+        encodable["ctx"] = {key: _scalar(item) for key, item in error["ctx"].items()}
+    return encodable
+
+
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's own 422, `{"detail": [{"type", "loc", "msg", "input", "ctx"}]}`. Its default handler
+    echoes every `input` as is, and then `{"temperature": NaN}`, `{"message": "\\ud800"}` or non-UTF-8
+    bytes sent as text/plain cannot be encoded: a 500."""
+    return JSONResponse({"detail": [_encodable_error(error) for error in exc.errors()]}, status_code=422)
+
+
 def install_error_handlers(app: FastAPI, settings: Settings, metrics: ProxyMetrics) -> None:
     retry_after = {
         429: str(settings.retry_after_overloaded_s),
@@ -45,5 +78,6 @@ def install_error_handlers(app: FastAPI, settings: Settings, metrics: ProxyMetri
         headers = {"Retry-After": retry_after[status]} if status in retry_after else None
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(ProxyError, handle)
     app.add_exception_handler(ChatTemplateError, handle)

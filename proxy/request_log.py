@@ -16,6 +16,7 @@ from proxy.logs import REQUEST_LOGGER
 from proxy.metrics import ProxyMetrics
 
 REQUEST_ID_HEADER = b"x-request-id"
+CLIENT_CLOSED_REQUEST = 499  # nginx's code for it: nothing was sent, and it is not a server error
 # A caller's own id is kept when it is short and plain, so it can be searched for in logs.
 _ACCEPTABLE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
@@ -49,16 +50,19 @@ class RequestLogMiddleware:
         state = scope.setdefault("state", {})
         state["request_id"], state["started_at"] = request_id, started
         status = 500  # what the client gets if the app dies before answering
+        answered = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answered = message["status"], True
                 message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+            if not answered:
+                status = CLIENT_CLOSED_REQUEST  # the client left before its request was complete
         finally:
             self._record(scope, request_id, status, time.perf_counter() - started)
 

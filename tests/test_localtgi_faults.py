@@ -82,6 +82,21 @@ def test_stall_pauses_the_stream_and_keep_alives_fill_the_silence():
     assert len(keep_alives) >= 2 and set(keep_alives) == {b":"}
 
 
+def test_malformed_after_sends_one_event_that_is_not_json_then_goes_on():
+    with start_localtgi("--malformed-after", "2") as url:
+        response, raw = post_stream(url, BODY)
+        whole = httpx.post(f"{url}/generate", json=BODY)
+    payloads = data_payloads(raw)
+    assert response.status_code == 200
+    assert payloads[2] == '{"index":3,"token":{"id":'
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(payloads[2])
+    rest = [json.loads(payload) for payload in payloads[:2] + payloads[3:]]
+    assert [event["index"] for event in rest] == list(range(1, 31))  # no token was lost to it
+    assert rest[-1]["generated_text"] is not None
+    assert whole.status_code == 200  # /generate has no events to break
+
+
 def test_overload_flag_refuses_every_request():
     with start_localtgi("--overload") as url:
         refused = httpx.post(f"{url}/generate", json=BODY)
@@ -126,6 +141,7 @@ def test_faults_change_at_runtime(slow, set_faults):
         "stall_after": None,
         "stall_seconds": 30.0,
         "drop_after": None,
+        "malformed_after": None,
         "overload": False,
         "unhealthy": False,
     }

@@ -1,12 +1,18 @@
-"""What a client sees when TGI misbehaves, with faults injected into a real localtgi."""
+"""What a client sees when TGI misbehaves, with faults injected into a real localtgi.
 
+One test per fault of docs/reliability.md: TGI down, slow to start, dying mid-stream, stalling,
+overloaded, sending malformed events; and the proxy recovering by itself when TGI comes back.
+"""
+
+import os
+import signal
 import time
 
 import httpx
 import pytest
 
-from tests.support.chat_stream import stream_chat
-from tests.support.servers import free_port, start_localtgi, start_proxy
+from tests.support.chat_stream import parse_event_stream, stream_chat
+from tests.support.servers import free_port, server_process, start_localtgi, start_proxy
 
 BODY = {"message": "I feel anxious", "max_tokens": 40, "seed": 2}
 
@@ -30,6 +36,26 @@ def faults(stack):
 
 def stats(stack) -> dict:
     return httpx.get(f"{stack.tgi_url}/_localtgi/stats").json()
+
+
+def wait_for_stats(stack, timeout: float = 5.0, **expected: int) -> dict:
+    """localtgi's counters once they show `expected` (they change right after a disconnect)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = stats(stack)
+        if all(current[name] == value for name, value in expected.items()) or time.monotonic() > deadline:
+            return current
+        time.sleep(0.02)
+
+
+def poll_health(proxy_url: str, status: int, timeout: float = 30.0) -> httpx.Response:
+    """GET /health until it answers `status`; the last answer otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = httpx.get(f"{proxy_url}/health", timeout=5)
+        if response.status_code == status or time.monotonic() > deadline:
+            return response
+        time.sleep(0.05)
 
 
 def test_failure_mid_stream_ends_with_an_error_final_event(stack, faults):
@@ -116,3 +142,122 @@ def test_connection_failures_before_the_first_token_are_retried(stack_factory):
             result = stream_chat(proxy_url, BODY)
     assert result.status == 200
     assert result.final["finish_reason"] in ("length", "stop")
+
+
+def test_malformed_event_mid_stream_ends_with_an_error_final_event(stack, faults):
+    faults(malformed_after=3)
+    before = stats(stack)
+    result = stream_chat(stack.proxy_url, BODY)
+    assert result.status == 200
+    *tokens, final = result.events
+    assert 1 <= len(tokens) <= 3 and all(event["done"] is False for event in tokens)
+    assert final["done"] is True and final["finish_reason"] == "error"
+    assert final["error"]["type"] == "upstream_protocol" and "not JSON" in final["error"]["message"]
+    assert final["usage"] == {"prompt_tokens": None, "completion_tokens": 3}
+    # The proxy hung up on the broken stream: the generation behind it was cancelled, not left running.
+    after = wait_for_stats(stack, active=0, cancelled=before["cancelled"] + 1)
+    assert (after["active"], after["cancelled"]) == (0, before["cancelled"] + 1)
+
+
+def test_malformed_first_event_is_502(stack, faults):
+    faults(malformed_after=0)
+    result = stream_chat(stack.proxy_url, BODY)
+    assert result.status == 502
+    assert "not JSON" in result.body.decode()
+    assert "retry-after" not in result.headers
+
+
+def test_stall_longer_than_the_idle_timeout_ends_with_an_upstream_timeout_event(stack_factory):
+    # localtgi's own keep-alives come too late to count as traffic: the proxy sees 0.5 s of silence.
+    localtgi_args = "--token-rate 200 --keep-alive-seconds 30 --stall-after 3 --stall-seconds 20".split()
+    settings = {"stream_idle_timeout_s": 0.5, "keepalive_interval_s": 0.1}
+    with stack_factory(localtgi_args=localtgi_args, proxy_settings=settings) as stalling:
+        started = time.monotonic()
+        result = stream_chat(stalling.proxy_url, BODY)
+        took = time.monotonic() - started
+        counters = wait_for_stats(stalling, active=0, cancelled=1)
+        # Silent from the start: nothing has been streamed yet, so it is an HTTP error.
+        httpx.put(f"{stalling.tgi_url}/_localtgi/faults", json={"stall_after": 0, "stall_seconds": 20})
+        before_first_token = stream_chat(stalling.proxy_url, BODY)
+    assert result.status == 200
+    assert ": ping" in result.comments  # the client heard from us while TGI was silent
+    *tokens, final = result.events
+    assert 1 <= len(tokens) <= 3
+    assert final["finish_reason"] == "error" and final["error"]["type"] == "upstream_timeout"
+    assert final["usage"]["completion_tokens"] == 3
+    assert took < 10  # the idle timeout ended it, not the 20 s stall
+    assert (counters["active"], counters["cancelled"]) == (0, 1)
+    assert before_first_token.status == 504 and "silent" in before_first_token.body.decode()
+
+
+def test_stall_longer_than_the_idle_timeout_survives_when_tgi_sends_keep_alives(stack_factory):
+    # TGI (axum) writes a `:` comment every 15 s while silent; any byte resets the proxy's idle timer.
+    localtgi_args = "--token-rate 200 --keep-alive-seconds 0.1 --stall-after 3 --stall-seconds 1.2".split()
+    settings = {"stream_idle_timeout_s": 0.5, "keepalive_interval_s": 0.2}
+    with stack_factory(localtgi_args=localtgi_args, proxy_settings=settings) as stalling:
+        result = stream_chat(stalling.proxy_url, BODY)
+        expected = httpx.post(
+            f"{stalling.tgi_url}/generate",
+            json={"inputs": "x", "parameters": {"max_new_tokens": 40, "seed": 2, "do_sample": True}},
+        ).json()
+    assert result.status == 200
+    assert ": ping" in result.comments
+    assert result.final["finish_reason"] in ("length", "stop")
+    assert result.text == expected["generated_text"]
+
+
+def test_tgi_at_capacity_is_429_then_serves_again(stack_factory):
+    # The real limit, not the injected flag: one slot, held by a slow stream.
+    with stack_factory(localtgi_args=["--token-rate", "20", "--max-concurrent-requests", "1"]) as full:
+        with httpx.stream("POST", f"{full.proxy_url}/stream_chat", json={"message": "hi", "max_tokens": 200}) as held:
+            chunks = held.iter_raw()  # kept: a dropped iterator would close the connection
+            assert next(chunks).startswith(b"data: ")
+            refused = stream_chat(full.proxy_url, BODY)
+        wait_for_stats(full, active=0)
+        served = stream_chat(full.proxy_url, {**BODY, "max_tokens": 4})
+    assert refused.status == 429 and refused.headers["retry-after"] == "1"
+    assert served.status == 200 and served.final["finish_reason"] == "length"
+
+
+def test_slow_start_is_503_loading_then_serves_without_a_proxy_restart():
+    port = free_port()
+    with start_proxy(f"http://127.0.0.1:{port}", connect_attempts=1) as proxy_url:
+        with start_localtgi("--lora-adapters", "qwen_therapist_lora", "--startup-delay", "2", port=port, wait=False):
+            loading = httpx.get(f"{proxy_url}/health")
+            early = stream_chat(proxy_url, BODY)
+            ready = poll_health(proxy_url, 200)
+            served = stream_chat(proxy_url, BODY)
+    assert loading.status_code == 503 and loading.headers["retry-after"] == "5"
+    assert loading.json() == {"status": "loading", "model": "qwen_therapist_lora"}
+    assert early.status == 503 and early.headers["retry-after"] == "5"
+    assert ready.json() == {"status": "healthy", "model": "qwen_therapist_lora"}
+    assert served.status == 200 and served.final["finish_reason"] in ("length", "stop")
+
+
+def test_tgi_dying_mid_stream_then_coming_back_on_the_same_port():
+    port = free_port()
+    tgi_args = ("--lora-adapters", "qwen_therapist_lora", "--token-rate", "50")
+    with start_proxy(f"http://127.0.0.1:{port}") as proxy_url:
+        with start_localtgi(*tgi_args, port=port) as tgi_url:
+            before = stream_chat(proxy_url, BODY)
+            up_health = httpx.get(f"{proxy_url}/health")  # seen up: from now on, down is `unhealthy`
+            with httpx.stream("POST", f"{proxy_url}/stream_chat", json={**BODY, "max_tokens": 200}) as dying:
+                chunks = dying.iter_raw()
+                received = next(chunks)
+                os.kill(server_process(tgi_url).pid, signal.SIGKILL)
+                received += b"".join(chunks)
+        died = parse_event_stream(received)[0]
+        down = stream_chat(proxy_url, BODY)
+        down_health = httpx.get(f"{proxy_url}/health")
+        with start_localtgi(*tgi_args, port=port):
+            back = stream_chat(proxy_url, BODY)
+            back_health = httpx.get(f"{proxy_url}/health")
+    assert before.status == 200 and before.final["finish_reason"] in ("length", "stop")
+    assert up_health.status_code == 200
+    assert died[-1]["done"] is True and died[-1]["finish_reason"] == "error"
+    assert died[-1]["error"]["type"] == "generation"
+    assert sum(event["done"] for event in died) == 1
+    assert down.status == 503 and down.headers["retry-after"] == "5"
+    assert down_health.status_code == 503 and down_health.json()["status"] == "unhealthy"
+    assert back.status == 200 and back.text == before.text  # same seed, same reply: nothing lost or mixed up
+    assert back_health.status_code == 200

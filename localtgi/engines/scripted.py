@@ -130,12 +130,13 @@ class ScriptedEngine:
         self.adapter_ids = adapter_ids
         self._interval = 1.0 / token_rate if token_rate > 0 else 0.0
         self._first_token_delay = first_token_delay
+        # Loaded at start, as TGI loads its tokenizer: the first request must not pay for it.
+        self._tokenizer = _qwen_tokenizer()
 
     def count_input_tokens(self, inputs: str) -> int:
         # Production serves a Qwen model: count prompts as its tokenizer does when it is installed,
         # so the proxy's context fitting and this server's limits agree, as they do with real TGI.
-        tokenizer = _qwen_tokenizer()
-        return tokenizer.count(inputs) if tokenizer else len(_PIECE.findall(inputs))
+        return self._tokenizer.count(inputs) if self._tokenizer else len(_PIECE.findall(inputs))
 
     async def generate(self, inputs: str, params: SamplingParams) -> AsyncIterator[GeneratedToken]:
         tokens = reply_tokens(params.seed if params.sampling else 0)
@@ -155,7 +156,7 @@ class ScriptedEngine:
             yield token
 
 
-@functools.cache
+@functools.cache  # one load per process, however many engines the tests build
 def _qwen_tokenizer() -> PromptTokenizer | None:
     path = bundled_qwen_tokenizer_path()
     return PromptTokenizer.from_file(path) if path else None

@@ -42,6 +42,15 @@ def wait_until_answering(
             time.sleep(0.05)
 
 
+# base URL -> the process serving it, while run_server() runs it
+_processes: dict[str, subprocess.Popen] = {}
+
+
+def server_process(base_url: str) -> subprocess.Popen:
+    """The process behind a URL that start_localtgi()/start_proxy() yielded: its pid for /proc, or to kill it."""
+    return _processes[base_url]
+
+
 @contextlib.contextmanager
 def run_server(
     command: list[str], port: int, *, wait: bool, timeout: float, env: dict[str, str], log_file, health_path="/health"
@@ -49,11 +58,13 @@ def run_server(
     log = open(log_file, "wb") if log_file else None
     process = subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, **env}, stderr=log)
     base_url = f"http://127.0.0.1:{port}"
+    _processes[base_url] = process
     try:
         if wait:
             wait_until_answering(base_url, process, timeout, health_path)
         yield base_url
     finally:
+        _processes.pop(base_url, None)
         process.terminate()
         try:
             process.wait(timeout=10)
