@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, inference_server: InferenceServ
         release_slot = slots.acquire(key_id) if key_id else None
         try:
             prompt, events = await app.state.pipeline.start(body)
+            app.state.health.saw_upstream_serving()
         except BaseException:
             if release_slot:
                 release_slot()

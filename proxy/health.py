@@ -12,6 +12,10 @@ class HealthTracker:
         self._inference_server = inference_server  # set when we launched TGI ourselves
         self._seen_healthy = False
 
+    def saw_upstream_serving(self) -> None:
+        """TGI answered a generation: from now on, silence from it means down, not loading."""
+        self._seen_healthy = True
+
     async def status(self) -> str:
         if self._inference_server is not None:
             # The launcher knows better than a probe: still loading, or dead for good.
