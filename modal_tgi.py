@@ -19,7 +19,7 @@ import modal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from proxy.app import create_app
+from proxy.app import create_app, freeze_startup_objects
 from proxy.inference_server import InferenceServer
 from proxy.launch_settings import LaunchSettings, Quantization, proxy_settings_for
 from proxy.stream_client import print_summary, stream_chat
@@ -130,7 +130,9 @@ class TherapistEndpoint:
 
     @modal.asgi_app(label=WEB_LABEL, requires_proxy_auth=config.requires_proxy_auth)
     def web(self):
-        return create_app(proxy_settings_for(self.tgi.settings), inference_server=self.tgi)
+        app = create_app(proxy_settings_for(self.tgi.settings), inference_server=self.tgi)
+        freeze_startup_objects()  # see docs/benchmarks.md: full GC passes stalled every stream
+        return app
 
 
 def _exit_container(error: Exception) -> None:

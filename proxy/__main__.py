@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 
 import uvicorn
 
-from proxy.app import create_app
+from proxy.app import create_app, freeze_startup_objects
 from proxy.logs import configure_logging
 from proxy.settings import load_settings
 from proxy.supervisor import serve_with_inference_server
@@ -21,15 +20,6 @@ UVICORN_OPTIONS = {
     "log_config": None,
     "access_log": False,
 }
-
-
-def freeze_startup_objects() -> None:
-    """Move what start-up built (modules, classes, the app: ~90,000 objects) out of the garbage
-    collector's reach. Otherwise every full collection walks all of them, and the event loop, with
-    every stream on it, stalls for 20 to 70 ms (docs/benchmarks.md). They live as long as the
-    process anyway; objects made later are collected as before."""
-    gc.collect()
-    gc.freeze()
 
 
 def main(argv: list[str] | None = None) -> None:

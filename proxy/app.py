@@ -4,6 +4,7 @@
 # built inside create_app() from the live annotation.
 
 import asyncio
+import gc
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -120,3 +121,12 @@ def install_middleware(app: FastAPI, settings: Settings, metrics: ProxyMetrics) 
             max_age=600,
         )
     app.add_middleware(RequestLogMiddleware, metrics=metrics)
+
+
+def freeze_startup_objects() -> None:
+    """Move what start-up built (modules, classes, the app: ~90,000 objects) out of the garbage
+    collector's reach. Otherwise every full collection walks all of them, and the event loop, with
+    every stream on it, stalls for 20 to 70 ms (docs/benchmarks.md). They live as long as the
+    process anyway; objects made later are collected as before."""
+    gc.collect()
+    gc.freeze()
