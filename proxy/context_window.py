@@ -29,6 +29,17 @@ class FittedPrompt:
     dropped_turns: int  # history turns left out, oldest first
 
 
+# Every token of a byte-level BPE or byte-fallback tokenizer stands for at least one byte of
+# text; a tokenizer may add a few of its own (BOS, a leading-space piece).
+_TOKENS_ADDED_AT_MOST = 8
+
+
+def surely_fits(prompt: str, budget: int) -> bool:
+    """A bound that needs no tokenizer: no more tokens than UTF-8 bytes. Most prompts pass it, and
+    skip the tokenizer on the way to the first token."""
+    return len(prompt.encode()) + _TOKENS_ADDED_AT_MOST <= budget
+
+
 def fit_conversation(
     history: Sequence[Turn],
     render: Callable[[Sequence[Turn]], str],
@@ -47,7 +58,7 @@ def fit_conversation(
 
     def fits(dropped: int) -> str | None:
         prompt = render(kept_from(dropped))
-        return prompt if count_tokens(prompt) <= budget else None
+        return prompt if surely_fits(prompt, budget) or count_tokens(prompt) <= budget else None
 
     prompt = fits(0)
     if prompt is not None:

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from proxy.chat_template import ChatTemplate, Turn, conversation_turns
-from proxy.context_window import ContextLimits, fit_conversation
+from proxy.context_window import ContextLimits, fit_conversation, surely_fits
 from proxy.errors import PromptTooLong
 from proxy.tokenizer import PromptTokenizer, bundled_qwen_tokenizer_path
 from tests.support.chat_stream import stream_chat
@@ -105,3 +105,28 @@ def test_short_conversations_are_untouched_end_to_end(small_context):
     result = stream_chat(small_context.proxy_url, {"message": "Hi", "max_tokens": 5, "seed": 1})
     assert result.status == 200 and "x-history-dropped" not in result.headers
     assert httpx.get(f"{small_context.tgi_url}/info").json()["max_input_tokens"] == 300
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["plain English text, with punctuation!", "emoji 🙂😊 and CJK 你好世界 and accents éàü", "<|im_start|>x<|im_end|>"],
+)
+def test_the_byte_bound_never_undercounts(tokenizer, text):
+    # surely_fits lets a prompt skip the tokenizer: it must never say "fits" when it does not.
+    for budget in range(1, 200):
+        if surely_fits(text, budget):
+            assert tokenizer.count(text) <= budget
+
+
+def test_long_prompts_are_still_counted(tokenizer):
+    turns = history(10)
+    counted = []
+
+    def counting(text):
+        counted.append(text)
+        return tokenizer.count(text)
+
+    fit_conversation(turns, renderer("hi"), counting, budget=100_000)
+    assert counted == []  # short enough: the bound settled it
+    fit_conversation(turns, renderer("hi"), counting, budget=600)
+    assert counted  # near the limit: the real tokenizer decides
