@@ -28,8 +28,17 @@ from proxy.settings import Settings
 from proxy.sse_reader import EventStreamDecoder
 from proxy.tgi_wire import TGIStreamEvent, parse_stream_event
 
-# Failures that prove TGI never started on the request, so sending it again is safe.
-_NOT_STARTED = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.ServerDisconnectedError)
+# Failures before the response headers: nothing has reached the client, so sending again is safe.
+# ClientOSError covers a pooled connection the server closed while we were writing to it.
+_NOT_STARTED = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientOSError,
+)
+# Idle pooled connections are dropped before servers drop them (uvicorn after 5 s), so a request
+# rarely goes out on a connection that is being closed under it.
+_POOL_IDLE_S = 4.0
 # aiohttp's timeouts are TimeoutErrors, most of them ClientErrors as well.
 _TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
 _JSON_HEADERS = {"Content-Type": "application/json"}
@@ -44,7 +53,9 @@ class UpstreamHealth(enum.Enum):
 def build_http_client(settings: Settings) -> aiohttp.ClientSession:
     """Needs a running event loop. `connect` covers waiting for a pooled connection and opening one;
     `sock_read` is the longest silence allowed, before the response headers and between reads."""
-    connector = aiohttp.TCPConnector(limit=settings.upstream_max_connections, limit_per_host=0)
+    connector = aiohttp.TCPConnector(
+        limit=settings.upstream_max_connections, limit_per_host=0, keepalive_timeout=_POOL_IDLE_S
+    )
     timeout = aiohttp.ClientTimeout(
         total=None,
         connect=settings.connect_timeout_s,
