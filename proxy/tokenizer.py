@@ -26,10 +26,10 @@ class PromptTokenizer:
         return cls(Tokenizer.from_file(str(path)), path)
 
     def count(self, text: str) -> int:
-        # TGI tokenizes `inputs` with the model's post-processor, so count the same way.
-        return len(self._tokenizer.encode(text, add_special_tokens=True).ids)
+        return len(self.encode_ids(text))
 
     def encode_ids(self, text: str) -> list[int]:
+        # TGI tokenizes `inputs` with the model's post-processor, so encode the same way.
         return self._tokenizer.encode(text, add_special_tokens=True).ids
 
     def added_tokens(self) -> dict[str, int]:

@@ -29,13 +29,9 @@ from proxy.sse_reader import EventStreamDecoder
 from proxy.tgi_wire import TGIStreamEvent, parse_stream_event
 
 # Failures before the response headers: nothing has reached the client, so sending again is safe.
-# ClientOSError covers a pooled connection the server closed while we were writing to it.
-_NOT_STARTED = (
-    aiohttp.ClientConnectorError,
-    aiohttp.ConnectionTimeoutError,
-    aiohttp.ServerDisconnectedError,
-    aiohttp.ClientOSError,
-)
+# ClientOSError covers refused connects (ClientConnectorError is one) and a pooled connection the
+# server closed while we were writing to it.
+_NOT_STARTED = (aiohttp.ClientOSError, aiohttp.ConnectionTimeoutError, aiohttp.ServerDisconnectedError)
 # Idle pooled connections are dropped before servers drop them (uvicorn after 5 s), so a request
 # rarely goes out on a connection that is being closed under it.
 _POOL_IDLE_S = 4.0
