@@ -80,7 +80,8 @@ async def reshape_events(upstream: UpstreamStream, end_of_turn: str) -> AsyncIte
                 else:
                     finish = _FINISH_REASONS.get(details.finish_reason.value, "stop")
                     yield StreamEnd(finish, details.input_length, details.generated_tokens)
-                return
+                # No return: the upstream stream then reads its response to the end, which is what
+                # hands its connection back to the pool (a response left unread closes it).
     except UpstreamError as exc:
         yield StreamEnd("error", None, received, exc)
     finally:

@@ -17,6 +17,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 
 from proxy.errors import (
+    UpstreamError,
     UpstreamGenerationFailed,
     UpstreamOverloaded,
     UpstreamProtocolError,
@@ -35,6 +36,8 @@ _NOT_STARTED = (aiohttp.ClientOSError, aiohttp.ConnectionTimeoutError, aiohttp.S
 # Idle pooled connections are dropped before servers drop them (uvicorn after 5 s), so a request
 # rarely goes out on a connection that is being closed under it.
 _POOL_IDLE_S = 4.0
+# TGI ends its response right after the final event; a server that does not is not waited for long.
+_DRAIN_S = 1.0
 # aiohttp's timeouts are TimeoutErrors, most of them ClientErrors as well.
 _TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
 _JSON_HEADERS = {"Content-Type": "application/json"}
@@ -87,8 +90,13 @@ class UpstreamStream:
         raise UpstreamGenerationFailed("inference server ended the stream without a final event")
 
     async def _drain(self) -> None:
-        # Reading to the end hands the connection back to the pool for the next request.
-        async for _ in self._events:
+        # Reading to the end hands the connection back to the pool for the next request. The final
+        # event is already out, so a failure here only costs the connection (aclose drops it).
+        try:
+            async with asyncio.timeout(_DRAIN_S):
+                async for _ in self._events:
+                    pass
+        except (UpstreamError, TimeoutError):
             pass
 
     async def aclose(self) -> None:

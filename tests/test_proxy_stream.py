@@ -110,3 +110,30 @@ def test_guide_defaults_apply(stack):
     assert result.status == 200
     assert result.final["finish_reason"] in ("stop", "length")
     assert json.dumps(result.final["usage"])
+
+
+def tcp_states_towards(port: int) -> list[str]:
+    """TCP states (hex, /proc/net/tcp) of every loopback socket whose remote end is `port`."""
+    states = []
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if int(fields[2].rsplit(":", 1)[1], 16) == port:
+                states.append(fields[3])
+    return states
+
+
+def test_finished_streams_give_their_upstream_connection_back(stack_factory):
+    # A fresh stack: no other test's connections. Streams read to the end hand their connection to
+    # TGI back to the pool, so sequential streams share one; a connection closed after each stream
+    # would leave one TIME_WAIT socket (state 06) behind per stream on the proxy's side.
+    with stack_factory() as fresh:
+        tgi_port = int(fresh.tgi_url.rsplit(":", 1)[1])
+        stream_chat(fresh.proxy_url, {"message": "hello", "max_tokens": 1})  # opens the pooled connection
+        before = tcp_states_towards(tgi_port)
+        for max_tokens in (1, 5, 1, 5, 1, 5, 1, 5):
+            result = stream_chat(fresh.proxy_url, {"message": "hello", "max_tokens": max_tokens})
+            assert result.status == 200 and result.final["done"] is True
+        after = tcp_states_towards(tgi_port)
+    assert after.count("01") == 1, after  # ESTABLISHED: the one pooled connection
+    assert after.count("06") == before.count("06"), (before, after)
