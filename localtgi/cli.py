@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     own.add_argument(
         "--token-rate", type=float, default=0.0, help="scripted engine: tokens/s per stream [default 0: unpaced]"
     )
+    own.add_argument(
+        "--unbatched",
+        action="store_true",
+        help="scripted engine: pace every stream on its own clock, not in shared decode steps as TGI does",
+    )
     own.add_argument("--first-token-delay", type=float, default=0.0, help="scripted engine: prefill latency in seconds")
     own.add_argument(
         "--keep-alive-seconds", type=float, default=15.0, help="idle time before an SSE keep-alive comment [default 15]"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import math
 import os
 import platform
 import re
@@ -138,11 +139,12 @@ def stop_server(server: Server) -> None:
         server.process.wait()
 
 
-def localtgi_command(port: int, token_rate: float, reply_tokens: int) -> list[str]:
+def localtgi_command(port: int, token_rate: float, reply_tokens: int, unbatched: bool = False) -> list[str]:
     return [
         sys.executable, "scripts/bench_upstream.py", "--reply-tokens", str(reply_tokens), "--",
         "--engine", "scripted", "--token-rate", str(token_rate), "--max-concurrent-requests", "1024",
         "--lora-adapters", ADAPTER, "--hostname", "127.0.0.1", "--port", str(port),
+        *(["--unbatched"] if unbatched else []),
     ]  # fmt: skip
 
 
@@ -224,17 +226,37 @@ def counter_delta(before: Counters, after: Counters) -> tuple[dict[str, float], 
     return cpu_s, {name: s / wall for name, s in cpu_s.items()}, busy / total if total else float("nan")
 
 
+def until_between_steps(step_s: float) -> float:
+    """Seconds until halfway between two of localtgi's decode steps, which fall on multiples of
+    `step_s` of the monotonic clock (the one perf_counter reads too)."""
+    now = time.perf_counter()
+    halfway = (math.floor(now / step_s) + 0.5) * step_s
+    return halfway - now if halfway > now else halfway + step_s - now
+
+
 async def run_phase(
-    target: Target, concurrency: int, stream_tokens: int, plan: Plan, pids: dict[str, int], proxy_pid: int | None
+    target: Target,
+    concurrency: int,
+    stream_tokens: int,
+    plan: Plan,
+    pids: dict[str, int],
+    proxy_pid: int | None,
+    step_s: float = 0.0,
 ) -> Phase:
+    """`step_s`: localtgi's decode step when it batches. Its streams' tokens then arrive together, one
+    burst per step, and a window edge that cut a burst would count part of it by luck (±1 step is
+    ±1% of a 3 s window); so the window opens between two steps and lasts whole steps."""
     tally = Tally()
     users = start_users(target, tally, concurrency, stream_tokens, plan.ramp_s)
     probe = None
+    window_s = round(plan.window_s / step_s) * step_s if step_s else plan.window_s
     try:
         await asyncio.sleep(plan.warmup_s)
+        if step_s:
+            await asyncio.sleep(until_between_steps(step_s))
         before = Counters.read(pids)
-        tally.open_window(before.wall, plan.window_s)
-        await asyncio.sleep(plan.window_s)
+        tally.open_window(before.wall, window_s)
+        await asyncio.sleep(window_s)
         after = Counters.read(pids)
         rss = rss_mb(proxy_pid) if proxy_pid else float("nan")
         if plan.ttft_s > 0:
@@ -244,7 +266,7 @@ async def run_phase(
         await stop(users + ([probe] if probe else []))
     await asyncio.sleep(plan.settle_s)  # let the servers finish cleaning up before the next phase
     cpu_s, share, busy = counter_delta(before, after)
-    return Phase(target.name, concurrency, tally, plan.window_s, share, cpu_s, busy, rss)
+    return Phase(target.name, concurrency, tally, window_s, share, cpu_s, busy, rss)
 
 
 @dataclass
@@ -357,7 +379,8 @@ def progress(message: str) -> None:
 async def measure(args: argparse.Namespace, plan: Plan, logs: Path) -> Results:
     reply = use_reply_length(args.stream_tokens + 50)
     paced_port, fast_port, proxy_port, fast_proxy_port = (free_port() for _ in range(4))
-    paced = start_server("localtgi", localtgi_command(paced_port, args.token_rate, len(reply)), paced_port, logs)
+    paced_cmd = localtgi_command(paced_port, args.token_rate, len(reply), args.unbatched)
+    paced = start_server("localtgi", paced_cmd, paced_port, logs)
     fast = start_server("localtgi-unpaced", localtgi_command(fast_port, 0, len(reply)), fast_port, logs)
     proxy_cmd = [sys.executable, "-m", "proxy"]
     proxy = start_server("proxy", [*proxy_cmd, "--port", str(proxy_port)], proxy_port, logs, proxy_env(paced))
@@ -372,11 +395,12 @@ async def measure(args: argparse.Namespace, plan: Plan, logs: Path) -> Results:
         direct, proxied = build_targets(paced, proxy, reply)
         await warm_up(direct, proxied)
         pids = {"proxy": proxy.pid, "localtgi": paced.pid, "loadgen": os.getpid()}
+        step_s = 0.0 if args.unbatched else 1 / args.token_rate
         for concurrency in plan.concurrency:
             phases = []
             for target in (direct, proxied, direct):
                 progress(f"concurrency {concurrency}: {target.name}")
-                phases.append(await run_phase(target, concurrency, args.stream_tokens, plan, pids, proxy.pid))
+                phases.append(await run_phase(target, concurrency, args.stream_tokens, plan, pids, proxy.pid, step_s))
             results.rows.append(Row(concurrency, *phases))
         if plan.client_window_s > 0:
             results.clients = await compare_upstream_clients(args, plan, paced, fast, direct.body(args.stream_tokens))
@@ -570,13 +594,20 @@ def git_revision() -> str:
         return "unknown"
 
 
+PACING = {
+    False: "every running stream's next token in the same decode step, as TGI batches them",
+    True: "every stream on its own clock, `--unbatched`",
+}
+
+
 def report(results: Results, args: argparse.Namespace, plan: Plan, command: str) -> str:
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"- Date: {date}; code: {git_revision()}",
         f"- Machine: {machine_line()}",
         f"- Command: `{command}`",
-        f"- Load: {args.stream_tokens}-token streams at {args.token_rate:g} tokens/s each (localtgi scripted engine), "
+        f"- Load: {args.stream_tokens}-token streams at {args.token_rate:g} tokens/s each (localtgi scripted engine, "
+        f"{PACING[args.unbatched]}), "
         f"greedy; per phase {plan.warmup_s:g} s warm-up, {plan.window_s:g} s throughput window, "
         f"{plan.ttft_s:g} s TTFT window with a {plan.probe_rate:g}/s probe of 1-token requests.",
         "",
@@ -667,6 +698,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="concurrency 1 and 64, short windows (under a minute)")
     parser.add_argument("--concurrency", help="comma-separated levels (default 1,16,64,128,256)")
     parser.add_argument("--token-rate", type=float, default=30.0, help="tokens/s per stream (default 30)")
+    parser.add_argument(
+        "--unbatched",
+        action="store_true",
+        help="pace every stream on its own clock instead of TGI's shared decode steps (a harsher load)",
+    )
     parser.add_argument("--stream-tokens", type=int, default=256, help="tokens per stream (default 256)")
     parser.add_argument("--window", type=float, help="throughput window per phase, seconds")
     parser.add_argument("--skip-saturation", action="store_true")

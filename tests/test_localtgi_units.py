@@ -67,7 +67,32 @@ def test_scripted_pacing_keeps_to_the_clock():
     asyncio.run(run())
     expected_last = 0.1 + (len(arrivals) - 1) / 200
     assert arrivals[0] - started >= 0.1
-    assert expected_last <= arrivals[-1] - started < expected_last + 0.15  # no drift from sleep overshoot
+    # The first decode step comes at most one interval early (the shared clock); no drift from sleep overshoot.
+    assert expected_last - 1 / 200 <= arrivals[-1] - started < expected_last + 0.15
+
+
+def test_scripted_streams_share_decode_steps_like_a_batch():
+    # TGI decodes its running requests together: after its first token (prefill), every stream gets
+    # its next token in the same step. Two streams started 7 ms apart still tick together.
+    interval = 1 / 50
+    params = SamplingParams(max_new_tokens=20, do_sample=False)
+
+    async def arrivals(engine: ScriptedEngine, delay: float) -> list[float]:
+        await asyncio.sleep(delay)
+        loop, times = asyncio.get_running_loop(), []
+        async for _ in engine.generate("hi", params):
+            times.append(loop.time())
+            if len(times) == 6:
+                return times
+
+    async def run(engine: ScriptedEngine) -> tuple[list[float], list[float]]:
+        return tuple(await asyncio.gather(arrivals(engine, 0.0), arrivals(engine, 0.007)))
+
+    first, second = asyncio.run(run(ScriptedEngine(token_rate=50)))
+    assert all(min(abs(a - b) for a in first) < 0.004 for b in second[1:-1]), (first, second)
+    assert all(abs((later - earlier) - interval) < 0.004 for earlier, later in zip(first[1:], first[2:], strict=False))
+    first, second = asyncio.run(run(ScriptedEngine(token_rate=50, batched=False)))
+    assert all(abs((b - a) - 0.007) < 0.004 for a, b in zip(first, second, strict=True)), (first, second)
 
 
 def test_scripted_input_tokens_are_counted_with_the_qwen_tokenizer():

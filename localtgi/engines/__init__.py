@@ -25,4 +25,5 @@ def build_engine(args: argparse.Namespace) -> Engine:
         adapter_ids=frozenset(args.lora_adapters),
         token_rate=args.token_rate,
         first_token_delay=args.first_token_delay,
+        batched=not args.unbatched,
     )

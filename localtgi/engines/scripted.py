@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import random
 import re
 import struct
@@ -115,7 +116,14 @@ def predicted_text(seed: int, max_new_tokens: int) -> str:
 
 
 class ScriptedEngine:
-    """Engine protocol implementation; `token_rate` 0 means as fast as possible."""
+    """Engine protocol implementation; `token_rate` 0 means as fast as possible.
+
+    Paced like TGI's continuous batching when `batched` (the default): the first token comes
+    `first_token_delay` after the request (prefill), and every later one on the engine's shared
+    decode clock, so all running streams get their next token in the same step, as TGI's router
+    sends a whole batch's tokens after each forward pass (backends/v3/src/backend.rs,
+    filter_send_generations). `batched=False` gives every stream a clock of its own instead.
+    """
 
     max_position_embeddings = MAX_POSITION_EMBEDDINGS
 
@@ -125,11 +133,13 @@ class ScriptedEngine:
         adapter_ids: frozenset[str] = frozenset(),
         token_rate: float = 0.0,
         first_token_delay: float = 0.0,
+        batched: bool = True,
     ) -> None:
         self.model_id = model_id
         self.adapter_ids = adapter_ids
         self._interval = 1.0 / token_rate if token_rate > 0 else 0.0
         self._first_token_delay = first_token_delay
+        self._batched = batched
         # Loaded at start, as TGI loads its tokenizer: the first request must not pay for it.
         self._tokenizer = _qwen_tokenizer()
 
@@ -145,15 +155,21 @@ class ScriptedEngine:
                 yield token
             return
         loop = asyncio.get_running_loop()
-        schedule_start = loop.time() + self._first_token_delay
+        due = loop.time() + self._first_token_delay
+        step = self._step_after(due)  # the shared decode clock's steps: multiples of the interval
         for position, token in enumerate(tokens):
-            due = schedule_start + position * self._interval
+            if position and self._interval:
+                due = step * self._interval if self._batched else due + self._interval
+                step += 1
             now = loop.time()
             if now - due > RESCHEDULE_AFTER_S:
-                schedule_start = now - position * self._interval
+                due, step = now, self._step_after(now)
             elif due > now:
                 await asyncio.sleep(due - now)
             yield token
+
+    def _step_after(self, moment: float) -> int:
+        return math.floor(moment / self._interval) + 1 if self._interval else 0
 
 
 @functools.cache  # one load per process, however many engines the tests build
