@@ -1,4 +1,4 @@
-"""`create_app(settings)`: the FastAPI application. Route handlers parse, call, return."""
+"""`create_app(settings)`: the proxy as an ASGI application. Route handlers parse, call, return."""
 
 # No `from __future__ import annotations` here: FastAPI reads the request model
 # built inside create_app() from the live annotation.
@@ -7,10 +7,11 @@ import asyncio
 import gc
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.types import ASGIApp
 
 from proxy.auth import ApiKeyMiddleware, ApiKeys
 from proxy.body_limit import BodyLimitMiddleware
@@ -19,36 +20,39 @@ from proxy.chat_template import load_chat_template
 from proxy.errors import UpstreamError
 from proxy.event_stream import EventStreamResponse
 from proxy.health import HealthTracker
-from proxy.http_errors import install_error_handlers
+from proxy.http_errors import ErrorResponses, install_error_handlers
 from proxy.inference_server import InferenceServer
 from proxy.metrics import ProxyMetrics
 from proxy.prompt_safety import PromptGuard
 from proxy.request_log import RequestLogMiddleware
 from proxy.schemas import chat_request_model
 from proxy.settings import Settings, load_settings
-from proxy.sse import PING, frame_chat_stream
-from proxy.stream_record import StreamRecord, recorded
-from proxy.stream_slots import StreamSlots
+from proxy.stream_endpoint import STREAM_CHAT_PATH, Services, StreamChatEndpoint, StreamChatFirst
 from proxy.tokenizer import load_prompt_tokenizer
 from proxy.upstream import TGIClient
 
 
-def create_app(settings: Settings | None = None, inference_server: InferenceServer | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, inference_server: InferenceServer | None = None) -> ASGIApp:
     """`inference_server`: the TGI child we launched, if any; /health follows its state, and
-    shutting the app down stops it (nothing can use it after that)."""
+    shutting the app down stops it (nothing can use it after that).
+
+    POST /stream_chat is served by StreamChatEndpoint ahead of FastAPI (proxy/stream_endpoint.py
+    says why), every other route by FastAPI; the middleware below wraps both."""
     settings = settings or load_settings()
     StreamChatRequest = chat_request_model(settings)
     metrics = ProxyMetrics()
+    errors = ErrorResponses(settings, metrics)
+    stream_chat_endpoint = StreamChatEndpoint(settings, StreamChatRequest, metrics, errors)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         upstream = TGIClient(settings)
-        app.state.upstream = upstream
         tokenizer = load_prompt_tokenizer(settings.tokenizer_path, settings.adapter_dir)
         guard = PromptGuard(tokenizer.added_tokens() if tokenizer else ())
         template = load_chat_template(settings.adapter_dir)
-        app.state.pipeline = ChatPipeline(settings, template, upstream, guard, tokenizer)
-        app.state.health = HealthTracker(upstream, inference_server)
+        pipeline = ChatPipeline(settings, template, upstream, guard, tokenizer)
+        stream_chat_endpoint.services = services = Services(pipeline, HealthTracker(upstream, inference_server))
+        app.state.upstream, app.state.services = upstream, services
         try:
             yield
         finally:
@@ -57,35 +61,18 @@ def create_app(settings: Settings | None = None, inference_server: InferenceServ
                 await asyncio.to_thread(inference_server.stop)
 
     app = FastAPI(title="Therapist streaming endpoint", version="1.0", lifespan=lifespan)
-    app.state.metrics = metrics
-    slots = StreamSlots(settings.max_streams_per_key)
-    install_middleware(app, settings, metrics)
-    install_error_handlers(app, settings, metrics)
+    install_error_handlers(app, errors)
 
-    # status_code: FastAPI's OpenAPI generator finds none in EventStreamResponse.__init__ and would fail (500).
-    @app.post("/stream_chat", response_class=EventStreamResponse, status_code=200)
-    async def stream_chat(body: StreamChatRequest, request: Request) -> EventStreamResponse:
-        key_id = getattr(request.state, "api_key_id", None)
-        release_slot = slots.acquire(key_id) if key_id else None
-        try:
-            prompt, events = await app.state.pipeline.start(body)
-            app.state.health.saw_upstream_serving()
-        except BaseException:
-            if release_slot:
-                release_slot()
-            raise
-        record = request.state.stream_record = StreamRecord(started_at=request.state.started_at)
-        record.history_dropped = prompt.dropped_turns
-        return EventStreamResponse(
-            frame_chat_stream(recorded(events, record, metrics, on_close=release_slot)),
-            keepalive_s=settings.keepalive_interval_s,
-            keepalive_chunk=PING,
-            headers={"x-history-dropped": str(prompt.dropped_turns)} if prompt.dropped_turns else None,
-        )
+    # Documents POST /stream_chat in /openapi.json and gives other methods their 405; the POST itself
+    # never reaches FastAPI (StreamChatFirst). status_code: FastAPI's OpenAPI generator finds none in
+    # EventStreamResponse.__init__ and would fail (500).
+    @app.post(STREAM_CHAT_PATH, response_class=EventStreamResponse, status_code=200)
+    async def stream_chat(body: StreamChatRequest) -> EventStreamResponse:
+        raise RuntimeError("POST /stream_chat is served by StreamChatEndpoint")
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        status = await app.state.health.status()
+        status = await app.state.services.health.status()
         body = {"status": status, "model": settings.model_name}
         metrics.upstream_up.set(status == "healthy")
         if status == "healthy":
@@ -101,26 +88,26 @@ def create_app(settings: Settings | None = None, inference_server: InferenceServ
         metrics.upstream_up.set(relayed is not None)
         return Response(metrics.render(relayed, problem), media_type=CONTENT_TYPE_LATEST)
 
-    return app
+    return with_middleware(StreamChatFirst(stream_chat_endpoint, app), settings, metrics)
 
 
-def install_middleware(app: FastAPI, settings: Settings, metrics: ProxyMetrics) -> None:
+def with_middleware(app: ASGIApp, settings: Settings, metrics: ProxyMetrics) -> ASGIApp:
     """Outermost first: request log (sees every answer), CORS (answers preflights), API keys, body size."""
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app = BodyLimitMiddleware(app, max_bytes=settings.max_body_bytes)
     api_keys = ApiKeys.from_settings(settings.api_keys, settings.api_keys_file)
     if api_keys.enabled:
-        app.add_middleware(ApiKeyMiddleware, keys=api_keys)
+        app = ApiKeyMiddleware(app, keys=api_keys)
     origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
     if origins:
-        app.add_middleware(
-            CORSMiddleware,
+        app = CORSMiddleware(
+            app,
             allow_origins=origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After", "X-History-Dropped"],
             max_age=600,
         )
-    app.add_middleware(RequestLogMiddleware, metrics=metrics)
+    return RequestLogMiddleware(app, metrics=metrics)
 
 
 def freeze_startup_objects() -> None:

@@ -44,22 +44,24 @@ class EventStreamResponse(Response):
         self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
         self._last_write = 0.0
         self._writing = False
+        self._client_left = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The stream runs in the request's own task; the watcher cancels it when the client leaves.
+        # One task per stream, not two plus a wait: this is on the way to every first token.
         loop = asyncio.get_running_loop()
         self._last_write = loop.time()
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        streaming = asyncio.ensure_future(self._stream(send))
-        watching = asyncio.ensure_future(self._watch(receive, send))
+        streaming = asyncio.current_task()
+        watching = loop.create_task(self._watch(receive, send, streaming))
         try:
-            await asyncio.wait((streaming, watching), return_when=asyncio.FIRST_COMPLETED)
+            await self._stream(send)
+        except asyncio.CancelledError:
+            if not self._client_left:
+                raise  # cancelled from outside: the server is shutting down
+            streaming.uncancel()
         finally:
-            # One cancel each: the stream's cleanup (closing upstream) then runs without interruption.
-            streaming.cancel()
             watching.cancel()
-            await asyncio.gather(streaming, watching, return_exceptions=True)
-        if streaming.done() and not streaming.cancelled() and streaming.exception() is not None:
-            raise streaming.exception()
 
     async def _stream(self, send: Send) -> None:
         loop = asyncio.get_running_loop()
@@ -69,12 +71,14 @@ class EventStreamResponse(Response):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 self._writing = False
                 self._last_write = loop.time()
+            self._writing = True  # for good: no keep-alive may follow the end of the body
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
+            # Runs to its end even when cancelled: it closes the upstream connection.
             await self._chunks.aclose()
 
-    async def _watch(self, receive: Receive, send: Send) -> None:
-        """Return when the client disconnects; in the meantime keep a quiet stream alive."""
+    async def _watch(self, receive: Receive, send: Send, streaming: asyncio.Task) -> None:
+        """Cancel the stream when the client disconnects; in the meantime keep a quiet stream alive."""
         loop = asyncio.get_running_loop()
         while True:
             wait_s = self._last_write + self._keepalive_s - loop.time()
@@ -89,4 +93,6 @@ class EventStreamResponse(Response):
             except TimeoutError:
                 continue
             if message["type"] == "http.disconnect":
+                self._client_left = True
+                streaming.cancel()
                 return

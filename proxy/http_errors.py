@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse
 
 from proxy.chat_template import ChatTemplateError
@@ -58,26 +58,42 @@ def _encodable_error(error: dict[str, Any]) -> dict[str, Any]:
     return encodable
 
 
-async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+def invalid_request(exc: RequestValidationError) -> JSONResponse:
     """FastAPI's own 422, `{"detail": [{"type", "loc", "msg", "input", "ctx"}]}`. Its default handler
     echoes every `input` as is, and then `{"temperature": NaN}`, `{"message": "\\ud800"}` or non-UTF-8
     bytes sent as text/plain cannot be encoded: a 500."""
     return JSONResponse({"detail": [_encodable_error(error) for error in exc.errors()]}, status_code=422)
 
 
-def install_error_handlers(app: FastAPI, settings: Settings, metrics: ProxyMetrics) -> None:
-    retry_after = {
-        429: str(settings.retry_after_overloaded_s),
-        503: str(settings.retry_after_unavailable_s),
-    }
+class ErrorResponses:
+    """The response for each error a request can end in; FastAPI's handlers and the /stream_chat
+    endpoint (proxy/stream_endpoint.py) both ask here."""
 
-    async def handle(request: Request, exc: Exception) -> JSONResponse:
+    def __init__(self, settings: Settings, metrics: ProxyMetrics) -> None:
+        self._metrics = metrics
+        self._retry_after = {
+            429: str(settings.retry_after_overloaded_s),
+            503: str(settings.retry_after_unavailable_s),
+        }
+
+    def response_for(self, exc: Exception) -> JSONResponse:
+        """Raises `exc` again when it is not one of ours: a bug, which the server answers with 500."""
+        if isinstance(exc, RequestValidationError):
+            return invalid_request(exc)
+        if isinstance(exc, HTTPException):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        if not isinstance(exc, (ProxyError, ChatTemplateError)):
+            raise exc
         status = _status_for(exc)
         if isinstance(exc, UpstreamError):
-            metrics.upstream_errors.labels(exc.kind).inc()
-        headers = {"Retry-After": retry_after[status]} if status in retry_after else None
+            self._metrics.upstream_errors.labels(exc.kind).inc()
+        headers = {"Retry-After": self._retry_after[status]} if status in self._retry_after else None
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
-    app.add_exception_handler(RequestValidationError, invalid_request)
-    app.add_exception_handler(ProxyError, handle)
-    app.add_exception_handler(ChatTemplateError, handle)
+
+def install_error_handlers(app: FastAPI, errors: ErrorResponses) -> None:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        return errors.response_for(exc)
+
+    for error_type in (RequestValidationError, ProxyError, ChatTemplateError):
+        app.add_exception_handler(error_type, handle)

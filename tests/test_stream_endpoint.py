@@ -1,0 +1,96 @@
+"""POST /stream_chat is served ahead of FastAPI; it must still read bodies exactly as FastAPI does.
+
+The reference is FastAPI itself: an app whose route takes the same request model as a body
+parameter, with the proxy's error handlers. Every body and content type below must get the same
+status and the same JSON from both.
+"""
+
+import asyncio
+import itertools
+
+import httpx
+from fastapi import FastAPI
+
+from proxy.http_errors import ErrorResponses, install_error_handlers
+from proxy.metrics import ProxyMetrics
+from proxy.schemas import chat_request_model
+from proxy.settings import Settings
+from proxy.stream_endpoint import StreamChatEndpoint
+
+SETTINGS = Settings(max_message_chars=200, max_history_items=3, max_history_chars=300, max_tokens_limit=64)
+
+BODIES = [
+    b"",
+    b"{not json",
+    b'{"message": "hi",}',
+    b'{"message": "\xff\xfe"}',
+    b"[" * 10_000 + b"]" * 10_000,
+    b'{"message": "hi", "temperature": NaN}',
+    b'{"message": "hi", "max_tokens": 1e999}',
+    b'{"message": "\\ud800"}',
+    b'"hi"',
+    b'[{"message": "hi"}]',
+    b"null",
+    b"{}",
+    b'{"message": 1}',
+    b'{"message": "hi", "max_tokens": "5"}',
+    b'{"message": "hi", "max_tokens": 5.0}',
+    b'{"message": "hi", "max_tokens": true}',
+    b'{"message": "hi", "maxTokens": 5}',
+    b'{"message": "hi", "conversation_history": [{"role": "system", "content": "x"}]}',
+    b'{"message": "hi", "conversation_history": [{"role": "user", "content": "' + b"y" * 301 + b'"}]}',
+    b'{"message": "' + b"x" * 201 + b'"}',
+    b'{"message": "hi", "seed": 18446744073709551616}',
+    b"\xfd\xff",
+    b'{"message": "hi"} trailing',
+]
+CONTENT_TYPES = [
+    "application/json",
+    "application/json; charset=utf-8",
+    "APPLICATION/JSON",
+    "application/vnd.api+json",
+    "application/json/extra",
+    "json",
+    "text/plain",
+    "text/json",
+    "",
+    None,
+]
+
+
+def reference_app() -> FastAPI:
+    app = FastAPI()
+    install_error_handlers(app, ErrorResponses(SETTINGS, ProxyMetrics()))
+    request_model = chat_request_model(SETTINGS)
+
+    @app.post("/stream_chat")
+    async def stream_chat(body: request_model) -> dict:
+        return {"valid": True}
+
+    return app
+
+
+async def answers(app, requests: list[tuple[bytes, dict]]) -> list[tuple[int, object]]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as client:
+        results = []
+        for body, headers in requests:
+            response = await client.post("/stream_chat", content=body, headers=headers)
+            results.append((response.status_code, response.json()))
+        return results
+
+
+def test_invalid_bodies_are_answered_as_fastapi_answers_them():
+    requests = [
+        (body, {} if content_type is None else {"content-type": content_type})
+        for body, content_type in itertools.product(BODIES, CONTENT_TYPES)
+    ]
+    endpoint = StreamChatEndpoint(
+        SETTINGS, chat_request_model(SETTINGS), ProxyMetrics(), ErrorResponses(SETTINGS, ProxyMetrics())
+    )
+    ours = asyncio.run(answers(endpoint, requests))
+    fastapi = asyncio.run(answers(reference_app(), requests))
+    for request, mine, reference in zip(requests, ours, fastapi, strict=True):
+        assert mine == reference, request
+    statuses = {status for status, _ in fastapi}
+    assert statuses == {400, 422}  # every case is a client error, and both kinds occur
