@@ -1,9 +1,8 @@
 """POST /stream_chat as a plain ASGI app, served ahead of FastAPI.
 
-Every token of every stream goes through whatever wraps the endpoint's `send`. Under FastAPI
-that is six layers (its error, telemetry and exception middlewares, its routing), and reading
-the request costs 0.3 ms of dependency solving before the handler starts: together a third of
-the proxy's CPU per token and a fifth of its added time to first token (docs/benchmarks.md).
+Every token of every stream goes through whatever wraps the endpoint's `send`: under FastAPI,
+six layers (its error, telemetry and exception middlewares, its routing); and before the handler
+starts, FastAPI's request handling takes 0.3 ms (docs/benchmarks.md, "What the profiles said").
 So this route is served here, and FastAPI keeps the rest (/health, /metrics, the docs, and the
 405 for other methods on /stream_chat). The request body is read and validated the way FastAPI
 reads a model body parameter: same status codes, same 422 detail. Errors become responses in
@@ -126,11 +125,20 @@ class StreamChatFirst:
         self._route = RouteLabel(STREAM_CHAT_PATH)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == STREAM_CHAT_PATH:
+        if scope["type"] == "http" and scope["method"] == "POST" and _route_path(scope) == STREAM_CHAT_PATH:
             scope["route"] = self._route
             await self._stream_chat(scope, receive, send)
         else:
             await self._app(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the app routes on: behind a prefix (uvicorn --root-path /api), ASGI's `path` starts
+    with `root_path`, and FastAPI matches what follows it."""
+    path, root_path = scope["path"], scope.get("root_path", "")
+    if root_path and path.startswith(root_path) and path[len(root_path) : len(root_path) + 1] == "/":
+        return path[len(root_path) :]
+    return path
 
 
 def _declares_json(scope: Scope) -> bool:

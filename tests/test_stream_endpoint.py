@@ -15,7 +15,7 @@ from proxy.http_errors import ErrorResponses, install_error_handlers
 from proxy.metrics import ProxyMetrics
 from proxy.schemas import chat_request_model
 from proxy.settings import Settings
-from proxy.stream_endpoint import StreamChatEndpoint
+from proxy.stream_endpoint import StreamChatEndpoint, StreamChatFirst
 
 SETTINGS = Settings(max_message_chars=200, max_history_items=3, max_history_chars=300, max_tokens_limit=64)
 
@@ -94,3 +94,26 @@ def test_invalid_bodies_are_answered_as_fastapi_answers_them():
         assert mine == reference, request
     statuses = {status for status, _ in fastapi}
     assert statuses == {400, 422}  # every case is a client error, and both kinds occur
+
+
+def test_stream_chat_is_found_behind_a_path_prefix():
+    # Served under a prefix (uvicorn --root-path /api), POST /api/stream_chat must reach the endpoint,
+    # as FastAPI would route it, and not FastAPI's documentation-only route.
+    seen = []
+
+    async def endpoint(scope, receive, send):
+        seen.append("endpoint")
+
+    async def fastapi(scope, receive, send):
+        seen.append("fastapi")
+
+    dispatch = StreamChatFirst(endpoint, fastapi)
+    cases = [
+        ("/stream_chat", ""),
+        ("/api/stream_chat", "/api"),
+        ("/api/stream_chatx", "/api"),
+        ("/apistream_chat", "/api"),
+    ]
+    for path, root_path in cases:
+        asyncio.run(dispatch({"type": "http", "method": "POST", "path": path, "root_path": root_path}, None, None))
+    assert seen == ["endpoint", "endpoint", "fastapi", "fastapi"]
