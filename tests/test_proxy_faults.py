@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.support.chat_stream import parse_event_stream, stream_chat
+from tests.support.dropping_relay import dropping_relay
 from tests.support.servers import free_port, server_process, start_localtgi, start_proxy
 
 BODY = {"message": "I feel anxious", "max_tokens": 40, "seed": 2}
@@ -142,6 +143,19 @@ def test_connection_failures_before_the_first_token_are_retried(stack_factory):
             result = stream_chat(proxy_url, BODY)
     assert result.status == 200
     assert result.final["finish_reason"] in ("length", "stop")
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
+def test_a_connection_closed_under_the_request_is_retried_on_a_fresh_one(reset):
+    # TGI (or a hop before it) closes or resets the connection as the request arrives, before any
+    # answer: nothing reached the client and TGI started nothing, so the proxy sends it again.
+    with start_localtgi("--lora-adapters", "qwen_therapist_lora") as tgi_url:
+        with dropping_relay(tgi_url, marker=b"POST /generate_stream", drops=2, reset=reset) as relay:
+            with start_proxy(relay.url) as proxy_url:
+                result = stream_chat(proxy_url, BODY)
+    assert relay.dropped == 2
+    assert result.status == 200
+    assert result.final["finish_reason"] == "length" and result.final["usage"]["completion_tokens"] == 40
 
 
 def test_malformed_event_mid_stream_ends_with_an_error_final_event(stack, faults):
