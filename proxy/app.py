@@ -51,8 +51,8 @@ def create_app(settings: Settings | None = None, inference_server: InferenceServ
         guard = PromptGuard(tokenizer.added_tokens() if tokenizer else ())
         template = load_chat_template(settings.adapter_dir)
         pipeline = ChatPipeline(settings, template, upstream, guard, tokenizer)
-        stream_chat_endpoint.services = services = Services(pipeline, HealthTracker(upstream, inference_server))
-        app.state.upstream, app.state.services = upstream, services
+        services = Services(upstream, pipeline, HealthTracker(upstream, inference_server))
+        stream_chat_endpoint.services = app.state.services = services
         try:
             yield
         finally:
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None, inference_server: InferenceServ
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
         try:
-            relayed, problem = await app.state.upstream.metrics_text(), ""
+            relayed, problem = await app.state.services.upstream.metrics_text(), ""
         except UpstreamError as exc:
             relayed, problem = None, exc.message
         metrics.upstream_up.set(relayed is not None)

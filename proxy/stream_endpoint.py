@@ -28,6 +28,7 @@ from proxy.settings import Settings
 from proxy.sse import PING, frame_chat_stream
 from proxy.stream_record import StreamRecord, recorded
 from proxy.stream_slots import StreamSlots
+from proxy.upstream import TGIClient
 
 STREAM_CHAT_PATH = "/stream_chat"
 
@@ -41,6 +42,7 @@ class RouteLabel(NamedTuple):
 class Services(NamedTuple):
     """What start-up builds (the app's lifespan) and requests use."""
 
+    upstream: TGIClient
     pipeline: ChatPipeline
     health: HealthTracker
 
@@ -77,18 +79,16 @@ class StreamChatEndpoint:
     def _validated(self, body: bytes, scope: Scope) -> ChatRequest:
         """FastAPI's reading of a JSON body parameter: parsed only when declared JSON, "missing" when
         empty, validated in Python mode (JSON has no NaN, but json.loads has), errors under "body"."""
-        content: Any = None
+        if not body:
+            missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
+            raise RequestValidationError([missing], body=None)
         try:
-            if body:
-                content = json.loads(body) if _declares_json(scope) else body
+            content = json.loads(body) if _declares_json(scope) else body
         except json.JSONDecodeError as exc:
             error = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error", "input": {}}
             raise RequestValidationError([{**error, "ctx": {"error": exc.msg}}], body=exc.doc) from None
         except Exception:  # not UTF-8, nested too deep: FastAPI's answer too
             raise HTTPException(status_code=400, detail="There was an error parsing the body") from None
-        if not body:
-            missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
-            raise RequestValidationError([missing], body=None)
         try:
             return self._request_model.model_validate(content, from_attributes=True)
         except ValidationError as exc:

@@ -1,6 +1,7 @@
 """/stream_chat end to end: proxy and localtgi as real servers on loopback ports."""
 
 import json
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -128,7 +129,7 @@ def test_finished_streams_give_their_upstream_connection_back(stack_factory):
     # TGI back to the pool, so sequential streams share one; a connection closed after each stream
     # would leave one TIME_WAIT socket (state 06) behind per stream on the proxy's side.
     with stack_factory() as fresh:
-        tgi_port = int(fresh.tgi_url.rsplit(":", 1)[1])
+        tgi_port = urlsplit(fresh.tgi_url).port
         stream_chat(fresh.proxy_url, {"message": "hello", "max_tokens": 1})  # opens the pooled connection
         before = tcp_states_towards(tgi_port)
         for max_tokens in (1, 5, 1, 5, 1, 5, 1, 5):

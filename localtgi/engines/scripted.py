@@ -159,8 +159,10 @@ class ScriptedEngine:
         step = self._step_after(due)  # the shared decode clock's steps: multiples of the interval
         for position, token in enumerate(tokens):
             if position and self._interval:
-                due = step * self._interval if self._batched else due + self._interval
-                step += 1
+                if self._batched:
+                    due, step = step * self._interval, step + 1
+                else:
+                    due += self._interval
             now = loop.time()
             if now - due > RESCHEDULE_AFTER_S:
                 due, step = now, self._step_after(now)

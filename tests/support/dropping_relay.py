@@ -13,6 +13,7 @@ import socket
 import struct
 import threading
 from typing import Iterator
+from urllib.parse import urlsplit
 
 
 class DroppingRelay:
@@ -67,7 +68,7 @@ class DroppingRelay:
 
 @contextlib.contextmanager
 def dropping_relay(target_url: str, marker: bytes, drops: int, reset: bool = False) -> Iterator[DroppingRelay]:
-    relay = DroppingRelay(int(target_url.rsplit(":", 1)[1]), marker, drops, reset)
+    relay = DroppingRelay(urlsplit(target_url).port, marker, drops, reset)
     threading.Thread(target=relay.serve, daemon=True).start()
     try:
         yield relay
