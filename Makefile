@@ -44,9 +44,11 @@ run: setup $(DEV_ADAPTER)/adapter_config.json
 	TGI_STARTUP_TIMEOUT_S=600 \
 	$(PY) -m proxy --launch --port $(PORT)
 
+# Lint, then the import contracts between the layers (pyproject.toml), then the tests.
 test: setup
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .import_linter_cache

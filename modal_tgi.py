@@ -20,10 +20,10 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from proxy.app import create_app, freeze_startup_objects
-from proxy.inference_server import InferenceServer
-from proxy.launch_settings import LaunchSettings, Quantization, proxy_settings_for
-from proxy.stream_client import print_summary, stream_chat
-from proxy.supervisor import configure_logging
+from proxy.launcher.process import InferenceServer
+from proxy.launcher.settings import LaunchSettings, Quantization, proxy_settings_for
+from proxy.observability.logs import configure_logging
+from therapist_client import print_summary, stream_chat
 
 APP_NAME = "therapist-streaming"
 WEB_LABEL = "therapist-streaming"  # the URL: https://<workspace>--therapist-streaming.modal.run
@@ -95,7 +95,7 @@ image = (
     )
     .entrypoint([])  # the image would start text-generation-launcher itself; we start it in @modal.enter
     .pip_install_from_pyproject(str(Path(__file__).parent / "pyproject.toml"))  # core deps, no local-model extras
-    .add_local_python_source("proxy", "adapters")
+    .add_local_python_source("proxy", "adapters", "therapist_client")
 )
 
 training_data = modal.Volume.from_name("training-data")  # must exist: training creates it

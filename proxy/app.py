@@ -1,58 +1,60 @@
-"""`create_app(settings)`: the proxy as an ASGI application. Route handlers parse, call, return."""
+"""`create_app(settings)`: the proxy as an ASGI application, put together from its layers.
 
-# No `from __future__ import annotations` here: FastAPI reads the request model
-# built inside create_app() from the live annotation.
+faces (/stream_chat, /health + /metrics)  ->  chat service  ->  policies, upstream (TGI)
+around them: request log, CORS, API keys, body size; errors answered by one responder
+"""
+
+from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp
 
-from proxy.auth import ApiKeyMiddleware, ApiKeys
-from proxy.body_limit import BodyLimitMiddleware
-from proxy.chat import ChatPipeline
-from proxy.chat_template import load_chat_template
-from proxy.errors import UpstreamError
-from proxy.event_stream import EventStreamResponse
-from proxy.health import HealthTracker
-from proxy.http_errors import ErrorResponses, install_error_handlers
-from proxy.inference_server import InferenceServer
-from proxy.metrics import ProxyMetrics
-from proxy.prompt_safety import PromptGuard
-from proxy.request_log import RequestLogMiddleware
-from proxy.schemas import chat_request_model
+from proxy.asgi.api_keys import ApiKeyMiddleware, ApiKeys
+from proxy.asgi.body_limit import BodyLimitMiddleware
+from proxy.asgi.error_responses import ErrorResponder
+from proxy.asgi.request_log import RequestLogMiddleware
+from proxy.asgi.routing import FastRoutes, Routes
+from proxy.faces.operations import add_operations
+from proxy.faces.stream_chat.router import add_stream_chat
+from proxy.launcher.process import InferenceServer
+from proxy.observability.health import HealthTracker
+from proxy.observability.metrics import ProxyMetrics
+from proxy.policies.control_tokens import ControlTokenGuard
+from proxy.policies.stream_slots import StreamSlots
+from proxy.service.chat_service import ChatService
+from proxy.service.chat_template import load_chat_template
+from proxy.service.prompt import PromptBuilder
+from proxy.service.tokenizer import load_prompt_tokenizer
 from proxy.settings import Settings, load_settings
-from proxy.stream_endpoint import STREAM_CHAT_PATH, Services, StreamChatEndpoint, StreamChatFirst
-from proxy.tokenizer import load_prompt_tokenizer
-from proxy.upstream import TGIClient
+from proxy.upstream.engines import build_upstream
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, inference_server: InferenceServer | None = None) -> ASGIApp:
-    """`inference_server`: the TGI child we launched, if any; /health follows its state, and
-    shutting the app down stops it (nothing can use it after that).
-
-    POST /stream_chat is served by StreamChatEndpoint ahead of FastAPI (proxy/stream_endpoint.py
-    says why), every other route by FastAPI; the middleware below wraps both."""
+    """`inference_server`: the child we launched, if any; /health follows its state, and shutting
+    the app down stops it (nothing can use it after that)."""
     settings = settings or load_settings()
-    StreamChatRequest = chat_request_model(settings)
     metrics = ProxyMetrics()
-    errors = ErrorResponses(settings, metrics)
-    stream_chat_endpoint = StreamChatEndpoint(settings, StreamChatRequest, metrics, errors)
+    upstream = build_upstream(settings)
+    health = HealthTracker(upstream, inference_server)
+    tokenizer = load_prompt_tokenizer(settings.tokenizer_path, settings.adapter_dir)
+    policies = [
+        StreamSlots(settings.max_streams_per_key),
+        ControlTokenGuard(tokenizer.added_tokens() if tokenizer else ()),
+    ]
+    prompts = PromptBuilder(load_chat_template(settings.adapter_dir), settings.system_prompt, tokenizer)
+    service = ChatService(policies, prompts, upstream, health, metrics)
+    logger.info("asking the inference server at %s for %s", settings.tgi_url, _adapter_wording(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        upstream = TGIClient(settings)
-        tokenizer = load_prompt_tokenizer(settings.tokenizer_path, settings.adapter_dir)
-        guard = PromptGuard(tokenizer.added_tokens() if tokenizer else ())
-        template = load_chat_template(settings.adapter_dir)
-        pipeline = ChatPipeline(settings, template, upstream, guard, tokenizer)
-        services = Services(upstream, pipeline, HealthTracker(upstream, inference_server))
-        stream_chat_endpoint.services = app.state.services = services
         try:
             yield
         finally:
@@ -61,42 +63,22 @@ def create_app(settings: Settings | None = None, inference_server: InferenceServ
                 await asyncio.to_thread(inference_server.stop)
 
     app = FastAPI(title="Therapist streaming endpoint", version="1.0", lifespan=lifespan)
-    install_error_handlers(app, errors)
-
-    # Documents POST /stream_chat in /openapi.json and gives other methods their 405; the POST itself
-    # never reaches FastAPI (StreamChatFirst). status_code: FastAPI's OpenAPI generator finds none in
-    # EventStreamResponse.__init__ and would fail (500).
-    @app.post(STREAM_CHAT_PATH, response_class=EventStreamResponse, status_code=200)
-    async def stream_chat(body: StreamChatRequest) -> EventStreamResponse:
-        raise RuntimeError("POST /stream_chat is served by StreamChatEndpoint")
-
-    @app.get("/health")
-    async def health() -> JSONResponse:
-        status = await app.state.services.health.status()
-        body = {"status": status, "model": settings.model_name}
-        metrics.upstream_up.set(status == "healthy")
-        if status == "healthy":
-            return JSONResponse(body)
-        return JSONResponse(body, status_code=503, headers={"Retry-After": str(settings.retry_after_unavailable_s)})
-
-    @app.get("/metrics")
-    async def prometheus_metrics() -> Response:
-        try:
-            relayed, problem = await app.state.services.upstream.metrics_text(), ""
-        except UpstreamError as exc:
-            relayed, problem = None, exc.message
-        metrics.upstream_up.set(relayed is not None)
-        return Response(metrics.render(relayed, problem), media_type=CONTENT_TYPE_LATEST)
-
-    return with_middleware(StreamChatFirst(stream_chat_endpoint, app), settings, metrics)
+    errors = ErrorResponder(settings)
+    errors.install(app)
+    routes = Routes()
+    add_stream_chat(app, routes, settings, service, errors)
+    add_operations(app, routes, settings, health, upstream, metrics)
+    return with_middleware(FastRoutes(routes, app), settings, metrics, routes, errors)
 
 
-def with_middleware(app: ASGIApp, settings: Settings, metrics: ProxyMetrics) -> ASGIApp:
+def with_middleware(
+    app: ASGIApp, settings: Settings, metrics: ProxyMetrics, routes: Routes, errors: ErrorResponder
+) -> ASGIApp:
     """Outermost first: request log (sees every answer), CORS (answers preflights), API keys, body size."""
-    app = BodyLimitMiddleware(app, max_bytes=settings.max_body_bytes)
+    app = BodyLimitMiddleware(app, max_bytes=settings.max_body_bytes, errors=errors)
     api_keys = ApiKeys.from_settings(settings.api_keys, settings.api_keys_file)
     if api_keys.enabled:
-        app = ApiKeyMiddleware(app, keys=api_keys)
+        app = ApiKeyMiddleware(app, keys=api_keys, routes=routes, errors=errors)
     origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
     if origins:
         app = CORSMiddleware(
@@ -108,6 +90,13 @@ def with_middleware(app: ASGIApp, settings: Settings, metrics: ProxyMetrics) -> 
             max_age=600,
         )
     return RequestLogMiddleware(app, metrics=metrics)
+
+
+def _adapter_wording(settings: Settings) -> str:
+    adapter = settings.upstream_adapter_id
+    if adapter:
+        return f"the LoRA adapter {adapter!r} (PROXY_ADAPTER_ID)"
+    return "its base model (PROXY_ADAPTER_ID is empty)"
 
 
 def freeze_startup_objects() -> None:

@@ -37,10 +37,10 @@ from bench_clients import ClientResult, compare_clients
 from bench_load import DirectStream, ProxiedStream, Tally, Target, percentile, run_probe, start_users, stop
 from bench_upstream import use_reply_length
 
-from proxy.chat import tgi_parameters
-from proxy.chat_template import conversation_turns, load_chat_template
-from proxy.schemas import chat_request_model
+from proxy.faces.stream_chat.protocol import chat_request_model
+from proxy.service.chat_template import conversation_turns, load_chat_template
 from proxy.settings import Settings
+from proxy.upstream.tgi.parameters import tgi_parameters
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -346,8 +346,9 @@ def build_targets(tgi: Server, proxy: Server, reply) -> tuple[Target, Target]:
     positions = [pos for pos, shown in enumerate(visible) if shown]
 
     def direct_body(max_tokens: int) -> dict:
-        request = request_model(message=MESSAGE, max_tokens=max_tokens, temperature=0.0)
-        return {"inputs": prompt, "parameters": tgi_parameters(request, settings)}
+        sampling = request_model(message=MESSAGE, max_tokens=max_tokens, temperature=0.0).chat_input().sampling
+        parameters = tgi_parameters(sampling, settings.end_of_turn, settings.upstream_adapter_id)
+        return {"inputs": prompt, "parameters": parameters}
 
     def proxied_body(max_tokens: int) -> dict:
         return {"message": MESSAGE, "max_tokens": max_tokens, "temperature": 0.0}

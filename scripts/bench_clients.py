@@ -4,7 +4,7 @@ The proxy's upstream client reads every token, so its per-event CPU is a floor u
 This measures the two candidates the same way, in this process, against the same localtgi:
 
 - httpx + httpx-sse: the design's first choice (and what the proxy used before);
-- aiohttp + the proxy's own SSE decoder (proxy/sse_reader.py): what the proxy uses now.
+- aiohttp + the proxy's own SSE decoder (proxy/upstream/sse_decoder.py): what the proxy uses now.
 
 Each parses every event with the proxy's parse_stream_event, as the proxy does.
 """
@@ -20,8 +20,8 @@ import aiohttp
 import httpx
 from httpx_sse import EventSource
 
-from proxy.sse_reader import EventStreamDecoder
-from proxy.tgi_wire import parse_stream_event
+from proxy.upstream.sse_decoder import EventStreamDecoder
+from proxy.upstream.tgi.wire import parse_stream_event
 
 
 @dataclass

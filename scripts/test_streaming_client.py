@@ -15,12 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere, with or without the package installed
-from proxy.stream_client import ContractViolation, print_summary, stream_chat  # noqa: E402
+from therapist_client import ContractViolation, print_summary, stream_chat
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 

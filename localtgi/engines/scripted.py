@@ -17,8 +17,10 @@ import re
 import struct
 from typing import AsyncIterator
 
+from tokenizers import Tokenizer
+
+from adapters.basemodel import bundled_qwen_tokenizer_path
 from localtgi.engine import GeneratedToken, SamplingParams
-from proxy.tokenizer import PromptTokenizer, bundled_qwen_tokenizer_path
 
 DEFAULT_MODEL_ID = "scripted/therapist"
 MAX_POSITION_EMBEDDINGS = 4096
@@ -146,7 +148,9 @@ class ScriptedEngine:
     def count_input_tokens(self, inputs: str) -> int:
         # Production serves a Qwen model: count prompts as its tokenizer does when it is installed,
         # so the proxy's context fitting and this server's limits agree, as they do with real TGI.
-        return self._tokenizer.count(inputs) if self._tokenizer else len(_PIECE.findall(inputs))
+        if self._tokenizer is None:
+            return len(_PIECE.findall(inputs))
+        return len(self._tokenizer.encode(inputs, add_special_tokens=True).ids)  # as TGI's router counts
 
     async def generate(self, inputs: str, params: SamplingParams) -> AsyncIterator[GeneratedToken]:
         tokens = reply_tokens(params.seed if params.sampling else 0)
@@ -175,6 +179,6 @@ class ScriptedEngine:
 
 
 @functools.cache  # one load per process, however many engines the tests build
-def _qwen_tokenizer() -> PromptTokenizer | None:
+def _qwen_tokenizer() -> Tokenizer | None:
     path = bundled_qwen_tokenizer_path()
-    return PromptTokenizer.from_file(path) if path else None
+    return Tokenizer.from_file(str(path)) if path else None

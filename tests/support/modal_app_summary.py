@@ -18,7 +18,7 @@ import modal._image
 from modal._utils.async_utils import synchronizer
 from modal_proto import api_pb2
 
-from proxy.launch_settings import build_child_env, build_launcher_args
+from proxy.launcher.settings import build_child_env, build_launcher_args
 
 
 def _nonlocals(loader) -> dict:

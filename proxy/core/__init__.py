@@ -1,0 +1,1 @@
+"""What every layer of the proxy shares: the chat vocabulary and the one error tree. No I/O."""

@@ -1,0 +1,71 @@
+"""The chat service's vocabulary, shared by every face and every engine.
+
+In: a `ChatInput` (the conversation's turns and the generation parameters), whatever wire format
+it arrived in. Out: `ChatEvent`s — visible text as a plain `str` (one per token: the token path has
+measured costs, so no wrapper object), a `Notice` the service itself produced, and exactly one
+`StreamEnd`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from proxy.core.errors import UpstreamError
+
+Role = Literal["system", "user", "assistant"]
+FinishReason = Literal["stop", "length", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """How to generate, in the contract's terms; each engine maps these onto its own parameters."""
+
+    max_tokens: int
+    temperature: float  # 0 means greedy
+    top_p: float  # 1 means no nucleus cut
+    seed: int | None = None
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChatInput:
+    """One request to the chat service: earlier turns (user and assistant), then the new user message.
+
+    The system prompt is the service's own, never the client's.
+    """
+
+    history: tuple[Turn, ...]
+    message: str
+    sampling: Sampling
+
+    def with_texts(self, history: tuple[Turn, ...], message: str) -> ChatInput:
+        return ChatInput(history, message, self.sampling)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Text the service produced itself (not the model), sent before or instead of the model's reply."""
+
+    kind: str  # what produced it, e.g. "crisis_resources"
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    finish_reason: FinishReason
+    prompt_tokens: int | None  # None when the engine failed before reporting it, or was not called
+    completion_tokens: int
+    error: UpstreamError | None = None
+
+
+ChatEvent = str | Notice | StreamEnd

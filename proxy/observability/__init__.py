@@ -1,0 +1,1 @@
+"""Watching the proxy: metrics, each request's context and stream record, JSON logs, and health."""

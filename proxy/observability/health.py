@@ -1,0 +1,57 @@
+"""What /health reports: healthy, loading (never seen healthy yet) or unhealthy, and why when we know."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from proxy.core.errors import UpstreamMisconfigured
+from proxy.launcher.process import InferenceServer, ServerState
+from proxy.upstream import Upstream, UpstreamHealth
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    status: str  # "healthy" | "loading" | "unhealthy"
+    detail: str | None = None  # what an operator should change, when that is known
+
+
+class HealthTracker:
+    def __init__(self, upstream: Upstream, inference_server: InferenceServer | None = None) -> None:
+        self._upstream = upstream
+        self._inference_server = inference_server  # set when we launched the inference server ourselves
+        self._seen_healthy = False
+        self._misconfiguration: UpstreamMisconfigured | None = None
+
+    def saw_upstream_serving(self) -> None:
+        """A generation started: from now on, silence from the server means down, not loading."""
+        self._seen_healthy = True
+        self._misconfiguration = None
+
+    def saw_misconfiguration(self, error: UpstreamMisconfigured) -> None:
+        """No request can succeed until an operator acts: /health says so, and the log says it once."""
+        if self._misconfiguration is None or self._misconfiguration.message != error.message:
+            logger.error("the inference server does not match the proxy's settings: %s", error.message)
+        self._misconfiguration = error
+
+    async def check(self) -> Health:
+        if self._inference_server is not None:
+            # The launcher knows better than a probe: still loading, or dead for good.
+            state = self._inference_server.state
+            if state is ServerState.LOADING:
+                return Health("loading")
+            if state is not ServerState.HEALTHY:
+                return Health("unhealthy")
+        health = await self._upstream.health()
+        if health is UpstreamHealth.UNREACHABLE:
+            self._misconfiguration = None  # a restart may bring it back set up differently
+            # The server does not listen until its model is loaded: silence before the first success is loading.
+            return Health("unhealthy" if self._seen_healthy else "loading")
+        if health is UpstreamHealth.UNHEALTHY:
+            return Health("unhealthy")
+        self._seen_healthy = True
+        if self._misconfiguration is not None:
+            return Health("unhealthy", self._misconfiguration.message)
+        return Health("healthy")

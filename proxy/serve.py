@@ -1,0 +1,95 @@
+"""Serve the proxy with uvicorn: alone, in front of an inference server at PROXY_TGI_URL, or with the
+inference server it launches (`--launch`), the two as one unit.
+
+With `--launch` the child starts first, so a bad adapter or a taken port fails before anything
+listens. The proxy then serves at once (/health says `loading` until the model is ready), and the
+process ends with status 1 when the child dies or never gets healthy, so whatever runs us (a
+container platform, a terminal) sees the pair as failed. Ctrl-C or SIGTERM stops both.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import pydantic
+import uvicorn
+
+from adapters.errors import AdapterError
+from proxy.app import create_app, freeze_startup_objects
+from proxy.launcher.process import FailureCallback, InferenceServer, InferenceServerError, InferenceServerStopped
+from proxy.launcher.settings import load_launch_settings, proxy_settings_for
+from proxy.observability.logs import configure_logging
+from proxy.settings import load_settings
+
+logger = logging.getLogger(__name__)
+
+# log_config=None keeps our JSON logging; our request log replaces the access log.
+UVICORN_OPTIONS = {
+    "loop": "uvloop",
+    "http": "httptools",
+    "timeout_graceful_shutdown": 5,
+    "log_config": None,
+    "access_log": False,
+}
+
+
+def serve(proxy_overrides: dict[str, Any]) -> int:
+    """The proxy alone; exit status 1 when its settings or the adapter cannot work."""
+    configure_logging()
+    try:
+        settings = load_settings(**proxy_overrides)
+        app = create_app(settings)
+    except (pydantic.ValidationError, AdapterError, FileNotFoundError) as exc:
+        logger.error("cannot start: %s", exc)
+        return 1
+    freeze_startup_objects()
+    uvicorn.run(app, host=settings.host, port=settings.port, **UVICORN_OPTIONS)
+    return 0
+
+
+def serve_with_inference_server(proxy_overrides: dict[str, Any]) -> int:
+    """Run until stopped; the exit status is 0 after Ctrl-C/SIGTERM, 1 when the inference server failed."""
+    configure_logging()
+    exit_status = 0
+
+    def stop_serving(error: InferenceServerError) -> None:
+        nonlocal exit_status
+        exit_status = 1
+        logger.error("shutting the proxy down: %s", error)
+        server.should_exit = True  # uvicorn's main loop polls this flag
+
+    try:
+        launch = load_launch_settings()
+        settings = proxy_settings_for(launch, **proxy_overrides)
+        inference = InferenceServer(launch, on_failure=stop_serving)
+        app = create_app(settings, inference_server=inference)
+        server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, **UVICORN_OPTIONS))
+        inference.start()
+    except (pydantic.ValidationError, AdapterError, FileNotFoundError, InferenceServerError) as exc:
+        logger.error("cannot start: %s", exc)
+        return 1
+
+    freeze_startup_objects()
+    proxy_url = f"http://{settings.host}:{settings.port}"
+    threading.Thread(target=_wait_until_ready, args=(inference, proxy_url, stop_serving), daemon=True).start()
+    logger.info("proxy on %s answers /health with `loading` until the model is ready", proxy_url)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the Ctrl-C it handled; both servers are already down
+    finally:
+        inference.stop()
+    return exit_status
+
+
+def _wait_until_ready(inference: InferenceServer, proxy_url: str, on_failure: FailureCallback) -> None:
+    try:
+        inference.wait_until_ready()
+    except InferenceServerStopped:
+        return  # we are shutting down
+    except InferenceServerError as exc:
+        on_failure(exc)
+        return
+    logger.info("ready: POST %s/stream_chat (Ctrl-C stops the proxy and the inference server)", proxy_url)

@@ -1,0 +1,11 @@
+"""The one place that picks the engine behind the upstream interface."""
+
+from __future__ import annotations
+
+from proxy.settings import Settings
+from proxy.upstream.interface import Upstream
+from proxy.upstream.tgi.client import TGIClient
+
+
+def build_upstream(settings: Settings) -> Upstream:
+    return TGIClient(settings)
