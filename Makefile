@@ -44,8 +44,14 @@ run: setup $(DEV_ADAPTER)/adapter_config.json
 	TGI_STARTUP_TIMEOUT_S=600 \
 	$(PY) -m proxy --launch --port $(PORT)
 
+# The chat page's test drives Debian's Chromium (Playwright launches it by path; it downloads no browser).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@echo ">> installing Debian's chromium for the chat page's browser test (first run only)"
+	apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q chromium)
+
 # Lint, then the import contracts between the layers (pyproject.toml), then the tests.
-test: setup
+test: setup $(CHROMIUM)
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)

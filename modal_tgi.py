@@ -30,6 +30,7 @@ WEB_LABEL = "therapist-streaming"  # the URL: https://<workspace>--therapist-str
 DATA_DIR = "/data"  # the `training-data` volume, where training saved the adapter
 HF_CACHE_DIR = "/hf-cache"  # base weights, kept across cold starts
 TGI_PORT = 3000
+SOURCE_FILES = ("**/*.py", "**/static/*")
 
 
 class DeployConfig(BaseSettings):
@@ -95,7 +96,8 @@ image = (
     )
     .entrypoint([])  # the image would start text-generation-launcher itself; we start it in @modal.enter
     .pip_install_from_pyproject(str(Path(__file__).parent / "pyproject.toml"))  # core deps, no local-model extras
-    .add_local_python_source("proxy", "adapters", "therapist_client")
+    # Python sources, and the chat page's files (Modal's default would leave everything else out).
+    .add_local_python_source("proxy", "adapters", "therapist_client", ignore=~modal.FilePatternMatcher(*SOURCE_FILES))
 )
 
 training_data = modal.Volume.from_name("training-data")  # must exist: training creates it

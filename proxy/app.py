@@ -1,6 +1,6 @@
 """`create_app(settings)`: the proxy as an ASGI application, put together from its layers.
 
-faces (/stream_chat, /health + /metrics)  ->  chat service  ->  policies, upstream (TGI)
+faces (/stream_chat, /v1 (OpenAI), the page at /, /health + /metrics)  ->  chat service  ->  policies, upstream (TGI)
 around them: request log, CORS, API keys, body size; errors answered by one responder
 """
 
@@ -20,7 +20,9 @@ from proxy.asgi.body_limit import BodyLimitMiddleware
 from proxy.asgi.error_responses import ErrorResponder
 from proxy.asgi.request_log import RequestLogMiddleware
 from proxy.asgi.routing import FastRoutes, Routes
+from proxy.faces.openai.router import add_openai
 from proxy.faces.operations import add_operations
+from proxy.faces.page.router import add_page
 from proxy.faces.stream_chat.router import add_stream_chat
 from proxy.launcher.process import InferenceServer
 from proxy.observability.health import HealthTracker
@@ -67,7 +69,9 @@ def create_app(settings: Settings | None = None, inference_server: InferenceServ
     errors.install(app)
     routes = Routes()
     add_stream_chat(app, routes, settings, service, errors)
+    add_openai(app, routes, settings, service, errors)
     add_operations(app, routes, settings, health, upstream, metrics)
+    add_page(app, routes)
     return with_middleware(FastRoutes(routes, app), settings, metrics, routes, errors)
 
 

@@ -34,7 +34,17 @@ from pathlib import Path
 import httpx
 import uvloop
 from bench_clients import ClientResult, compare_clients
-from bench_load import DirectStream, ProxiedStream, Tally, Target, percentile, run_probe, start_users, stop
+from bench_load import (
+    ChatCompletionStream,
+    DirectStream,
+    ProxiedStream,
+    Tally,
+    Target,
+    percentile,
+    run_probe,
+    start_users,
+    stop,
+)
 from bench_upstream import use_reply_length
 
 from proxy.faces.stream_chat.protocol import chat_request_model
@@ -273,19 +283,25 @@ async def run_phase(
 
 @dataclass
 class Row:
-    """One concurrency level: direct (twice) against proxied."""
+    """One concurrency level: direct (twice) against proxied, then /v1/chat/completions."""
 
     concurrency: int
     direct: Phase
     proxied: Phase
     direct_again: Phase
+    completions: Phase
 
     def ttft_ms(self, phase: str, q: float) -> float:
         if phase == "direct":
             samples = self.direct.tally.ttft + self.direct_again.tally.ttft
+        elif phase == "completions":
+            samples = self.completions.tally.ttft
         else:
             samples = self.proxied.tally.ttft
         return percentile(samples, q) * 1000
+
+    def us_per_token(self, phase: Phase) -> float:
+        return phase.cpu_s["proxy"] / max(phase.tally.tokens, 1) * 1e6
 
     def itl_ms(self, phase: str, q: float) -> float:
         if phase == "direct":
@@ -308,11 +324,12 @@ class Row:
 
     @property
     def proxy_us_per_token(self) -> float:
-        return self.proxied.cpu_s["proxy"] / max(self.proxied.tally.tokens, 1) * 1e6
+        return self.us_per_token(self.proxied)
 
     @property
     def errors(self) -> list[str]:
-        return self.direct.tally.errors + self.proxied.tally.errors + self.direct_again.tally.errors
+        phases = (self.direct, self.proxied, self.direct_again, self.completions)
+        return [error for phase in phases for error in phase.tally.errors]
 
 
 @dataclass
@@ -337,8 +354,9 @@ class Results:
 # The run
 
 
-def build_targets(tgi: Server, proxy: Server, reply) -> tuple[Target, Target]:
-    """The same conversation both ways: direct gets exactly the prompt and parameters the proxy sends."""
+def build_targets(tgi: Server, proxy: Server, reply) -> tuple[Target, Target, Target]:
+    """The same conversation every way: direct gets exactly the prompt and parameters the proxy sends,
+    from /stream_chat and from /v1/chat/completions alike."""
     settings = Settings(max_tokens_limit=4096)
     request_model = chat_request_model(settings)
     prompt = load_chat_template(None).render(conversation_turns(settings.system_prompt, [], MESSAGE))
@@ -361,7 +379,16 @@ def build_targets(tgi: Server, proxy: Server, reply) -> tuple[Target, Target]:
         "proxied", "127.0.0.1", proxy.port, "/stream_chat", proxied_body,
         lambda tally, started: ProxiedStream(tally, started, positions),
     )  # fmt: skip
-    return direct, proxied
+
+    def completions_body(max_tokens: int) -> dict:
+        return {"messages": [{"role": "user", "content": MESSAGE}], "max_tokens": max_tokens, "temperature": 0.0,
+                "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
+
+    completions = Target(
+        "chat completions", "127.0.0.1", proxy.port, "/v1/chat/completions", completions_body,
+        lambda tally, started: ChatCompletionStream(tally, started, positions),
+    )  # fmt: skip
+    return direct, proxied, completions
 
 
 async def warm_up(*targets: Target) -> None:
@@ -395,13 +422,13 @@ async def measure(args: argparse.Namespace, plan: Plan, logs: Path) -> Results:
     try:
         for server in servers:
             wait_answering(server)
-        direct, proxied = build_targets(paced, proxy, reply)
-        await warm_up(direct, proxied)
+        direct, proxied, completions = build_targets(paced, proxy, reply)
+        await warm_up(direct, proxied, completions)
         pids = {"proxy": proxy.pid, "localtgi": paced.pid, "loadgen": os.getpid()}
         step_s = 0.0 if args.unbatched else 1 / args.token_rate
         for concurrency in plan.concurrency:
             phases = []
-            for target in (direct, proxied, direct):
+            for target in (direct, proxied, direct, completions):
                 progress(f"concurrency {concurrency}: {target.name}")
                 phases.append(await run_phase(target, concurrency, args.stream_tokens, plan, pids, proxy.pid, step_s))
             results.rows.append(Row(concurrency, *phases))
@@ -437,7 +464,7 @@ async def compare_upstream_clients(
 
 async def saturate(args: argparse.Namespace, plan: Plan, tgi: Server, proxy: Server, reply) -> Saturation:
     """The proxy alone on core 0; localtgi (unpaced) and the load generator share core 1."""
-    direct, proxied = build_targets(tgi, proxy, reply)
+    direct, proxied, _ = build_targets(tgi, proxy, reply)
     await warm_up(direct, proxied)
     pin(proxy.pid, {0})
     pin(tgi.pid, {1})
@@ -537,6 +564,25 @@ def saturation_table(saturation: Saturation, streams: int) -> list[str]:
     ]
 
 
+def faces_table(rows: list[Row]) -> list[str]:
+    """/v1/chat/completions beside /stream_chat: the same load on the same proxy, in the same run."""
+    header = ["concurrency", "added TTFT p50 stream_chat / v1 (ms)", "added TTFT p99 stream_chat / v1 (ms)",
+              "proxy CPU µs/token stream_chat / v1", "v1 / stream_chat CPU", "TTFT samples (v1)"]  # fmt: skip
+    cells = []
+    for row in rows:
+        added = {
+            (face, q): row.ttft_ms(face, q) - row.ttft_ms("direct", q) for face in ("proxied", "completions")
+            for q in (50, 99)
+        }  # fmt: skip
+        ours, theirs = row.us_per_token(row.proxied), row.us_per_token(row.completions)
+        cells.append([
+            str(row.concurrency), pair(added["proxied", 50], added["completions", 50]),
+            pair(added["proxied", 99], added["completions", 99]), pair(ours, theirs, 1), f"{theirs / ours:.2f}",
+            str(len(row.completions.tally.ttft)),
+        ])  # fmt: skip
+    return markdown_table(header, cells)
+
+
 def clients_table(clients: list[tuple[str, ClientResult]]) -> list[str]:
     header = ["load", "client", "events/s", "client CPU", "CPU µs/event"]
     cells = [[load, r.client, fmt(r.events_per_s, 0), percent(r.cpu_share), fmt(r.us_per_event)] for load, r in clients]
@@ -564,6 +610,18 @@ def target_checks(results: Results) -> list[str]:
         us = at64[0].proxy_us_per_token
         checks.append((f"proxy CPU ≤ {t['cpu_us_per_token']:.0f} µs/token at concurrency 64: {us:.1f} µs",
                        us <= t["cpu_us_per_token"]))  # fmt: skip
+    if at64:
+        row = at64[0]
+        ratio = row.us_per_token(row.completions) / row.us_per_token(row.proxied)
+        checks.append((f"/v1/chat/completions CPU per token ≤ 1.1 × /stream_chat's at concurrency 64: {ratio:.2f} ×",
+                       ratio <= 1.1))  # fmt: skip
+    if low:
+        worst = max(
+            (row.ttft_ms("completions", 50) - row.ttft_ms("direct", 50))
+            - 1.1 * (row.ttft_ms("proxied", 50) - row.ttft_ms("direct", 50)) for row in low
+        )  # fmt: skip
+        checks.append((f"/v1/chat/completions added TTFT p50 ≤ 1.1 × /stream_chat's at concurrency ≤ 64: worst "
+                       f"excess {worst:+.2f} ms", worst <= 0))  # fmt: skip
     if results.saturation:
         sat = results.saturation
         measured, capacity = sat.proxied.tokens_per_s, sat.proxy_events_per_cpu_s
@@ -621,6 +679,10 @@ def report(results: Results, args: argparse.Namespace, plan: Plan, command: str)
         "### Throughput and cost",
         "",
         *throughput_table(results.rows),
+        "",
+        "### /v1/chat/completions beside /stream_chat (streaming with usage, same load)",
+        "",
+        *faces_table(results.rows),
         "",
     ]
     if results.saturation:

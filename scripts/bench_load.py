@@ -5,7 +5,9 @@ Per event the client only takes a timestamp and tells the event's kind from its 
 parsed once per stream (the final event). Both targets are measured the same way:
 
 - direct: TGI's POST /generate_stream, one event per generated token (the final one included);
-- proxied: the proxy's POST /stream_chat, one event per visible token, then the final event.
+- proxied: the proxy's POST /stream_chat, one event per visible token, then the final event;
+- chat completions: the proxy's POST /v1/chat/completions (streaming, with usage), a role chunk,
+  one chunk per visible token, the finish chunk, the usage chunk, then `[DONE]`.
 
 A token is "visible" when it has text and is not special: what a chat client shows. TTFT is the
 time to the first visible token; inter-token latency is the gap between visible tokens that are
@@ -137,6 +139,32 @@ class ProxiedStream(_Stream):
         self.final = payload
 
 
+class ChatCompletionStream(_Stream):
+    """/v1/chat/completions chunks: the n-th content chunk is the n-th visible token."""
+
+    __slots__ = ("positions", "count")
+
+    def __init__(self, tally: Tally, started: float, positions: Sequence[int]) -> None:
+        super().__init__(tally, started)
+        self.positions = positions
+        self.count = 0
+
+    def on_event(self, event: bytes, now: float) -> None:
+        if b'"finish_reason":null' in event:
+            if b'"role":"assistant"' not in event:  # the first chunk only names the role
+                self.advance(self.positions[self.count], now, True)
+                self.count += 1
+            return
+        if event.startswith(b"data: [DONE]"):
+            return
+        payload = json.loads(event[5:])
+        if "error" in payload:
+            self.tally.errors.append(f"stream error: {payload['error']}")
+        elif payload.get("usage"):
+            self.advance(payload["usage"]["completion_tokens"] - 1, now, False)
+            self.final = payload
+
+
 class Connection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection; `request()` sends a request and feeds each SSE event
     of the response to a callback with the time its bytes arrived."""
@@ -209,7 +237,7 @@ class Connection(asyncio.Protocol):
 
 @dataclass
 class Target:
-    """Where requests go and how their events are read: `direct` (TGI) or `proxied`."""
+    """Where requests go and how their events are read: `direct` (TGI), `proxied` or `chat completions`."""
 
     name: str
     host: str

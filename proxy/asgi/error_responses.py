@@ -10,13 +10,15 @@ import math
 from typing import Any, Callable
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
 from proxy.asgi.error_statuses import status_of
 from proxy.asgi.routing import route_path
-from proxy.core.errors import InvalidRequest, ProxyError
+from proxy.core.errors import InvalidRequest, MethodNotAllowed, ProxyError, RouteNotFound
 from proxy.settings import Settings
 
 ErrorRenderer = Callable[[ProxyError], dict[str, Any]]
@@ -42,9 +44,9 @@ class ErrorResponder:
         self._renderers.append((prefix, renderer))
         self._renderers.sort(key=lambda entry: len(entry[0]), reverse=True)
 
-    def response(self, error: ProxyError, scope: Scope) -> JSONResponse:
+    def response(self, error: ProxyError, scope: Scope, headers: dict[str, str] | None = None) -> JSONResponse:
         found = status_of(error)
-        headers = dict(found.headers)
+        headers = {**dict(found.headers), **(headers or {})}
         if found.retry_after is not None:
             headers["Retry-After"] = self._retry_after[found.retry_after]
         return JSONResponse(self._renderer(scope)(error), status_code=found.status, headers=headers or None)
@@ -68,8 +70,17 @@ class ErrorResponder:
         async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
             return self.response(InvalidRequest(list(exc.errors())), request.scope)
 
+        async def routing(request: Request, exc: HTTPException):
+            # Starlette's router answers unknown paths and methods itself; under a face that renders
+            # its own errors (/v1/), they get that face's shape too.
+            error = {404: RouteNotFound, 405: MethodNotAllowed}.get(exc.status_code)
+            if error is None or self._renderer(request.scope) is detail_body:
+                return await http_exception_handler(request, exc)
+            return self.response(error(), request.scope, dict(exc.headers or {}))
+
         app.add_exception_handler(ProxyError, ours)
         app.add_exception_handler(RequestValidationError, invalid)
+        app.add_exception_handler(HTTPException, routing)
 
 
 def encodable_error(error: dict[str, Any]) -> dict[str, Any]:

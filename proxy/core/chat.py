@@ -14,6 +14,10 @@ from typing import Literal
 from proxy.core.errors import UpstreamError
 
 Role = Literal["system", "user", "assistant"]
+
+# The therapist's sampling when a request says nothing: the same on every face.
+DEFAULT_TEMPERATURE = 0.7
+DEFAULT_TOP_P = 0.9
 FinishReason = Literal["stop", "length", "error"]
 
 
@@ -31,6 +35,7 @@ class Sampling:
     temperature: float  # 0 means greedy
     top_p: float  # 1 means no nucleus cut
     seed: int | None = None
+    stop: tuple[str, ...] = ()  # the client's stop sequences; the reply ends before any of them
 
     @property
     def greedy(self) -> bool:
@@ -41,15 +46,17 @@ class Sampling:
 class ChatInput:
     """One request to the chat service: earlier turns (user and assistant), then the new user message.
 
-    The system prompt is the service's own, never the client's.
+    The system prompt is the service's own, never the client's: what a client says in a system or
+    developer message (or `instructions`) arrives as `context`, which the prompt adds after it.
     """
 
     history: tuple[Turn, ...]
     message: str
     sampling: Sampling
+    context: str | None = None
 
-    def with_texts(self, history: tuple[Turn, ...], message: str) -> ChatInput:
-        return ChatInput(history, message, self.sampling)
+    def with_texts(self, history: tuple[Turn, ...], message: str, context: str | None) -> ChatInput:
+        return ChatInput(history, message, self.sampling, context)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,10 @@
     │   ├── BodyTooLarge               the body is over the configured size
     │   ├── BodyUnparsable             the body cannot be read at all (not UTF-8, nested too deep)
     │   ├── InvalidRequest             the body does not fit the face's schema
+    │   ├── UnsupportedRequest         it asks for what this service does not do (tools, n > 1, stored state)
+    │   ├── ModelNotFound              it names a model this service does not serve
+    │   ├── RouteNotFound              no route has that path
+    │   ├── MethodNotAllowed           the route has no such method
     │   ├── PromptTooLong              the latest message alone does not fit in the context
     │   ├── ChatTemplateError          the chat template refused the conversation
     │   └── TooManyStreams             this API key's stream slots are all taken
@@ -78,6 +82,37 @@ class InvalidRequest(ClientError):
         where = ".".join(str(part) for part in first.get("loc", ()))
         super().__init__(f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request")
         self.errors = errors
+
+
+class UnsupportedRequest(ClientError):
+    """Well formed, but asks for something this service does not do; the message says what instead."""
+
+    kind = "unsupported"
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class ModelNotFound(ClientError):
+    kind = "model_not_found"
+
+    def __init__(self, requested: str, served: str) -> None:
+        super().__init__(f"the model {requested!r} does not exist here; this endpoint serves {served!r}")
+
+
+class RouteNotFound(ClientError):
+    kind = "not_found"
+
+    def __init__(self) -> None:
+        super().__init__("Not Found")  # FastAPI's words, which clients may already match on
+
+
+class MethodNotAllowed(ClientError):
+    kind = "method_not_allowed"
+
+    def __init__(self) -> None:
+        super().__init__("Method Not Allowed")
 
 
 class PromptTooLong(ClientError):

@@ -34,4 +34,5 @@ class ControlTokenGuard:
     def admit(self, admission: Admission) -> None:
         chat, neutralize = admission.chat, self.neutralize
         history = tuple(Turn(turn.role, neutralize(turn.content)) for turn in chat.history)
-        admission.chat = chat.with_texts(history, neutralize(chat.message))
+        context = neutralize(chat.context) if chat.context else chat.context
+        admission.chat = chat.with_texts(history, neutralize(chat.message), context)

@@ -45,6 +45,13 @@ def local_python_sources(image) -> list[str]:
     return [entry.module_name for entry in mount._entries] if mount is not None else []
 
 
+def uploaded_files(image) -> list[str]:
+    """The container paths of every file those modules would upload."""
+    mount = _nonlocals(image._load).get("mount")
+    entries = mount._entries if mount is not None else []
+    return sorted(str(remote) for entry in entries for _, remote in entry.get_files_to_upload())
+
+
 def summarize() -> dict:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -80,6 +87,7 @@ def summarize() -> dict:
         "max_inputs": info.concurrency_info.max_inputs,
         "image": dockerfile_commands(function._spec.image),
         "local_python_sources": local_python_sources(function._spec.image),
+        "uploaded_files": uploaded_files(function._spec.image),
         "tgi_args": build_launcher_args(modal_tgi.launch_settings),
         "tgi_hf_home": build_child_env(modal_tgi.launch_settings, {})["HF_HOME"],
         "tgi_startup_deadline_s": modal_tgi.launch_settings.startup_timeout_s,

@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from proxy.core.chat import ChatInput, Sampling, Turn
+from proxy.core.chat import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, ChatInput, Sampling, Turn
 from proxy.settings import Settings
 
 #: strict: "5" is not a number and 1.5 is not an int; forbid: a misspelt field is an error, not ignored
@@ -41,8 +41,8 @@ class ChatRequest(BaseModel):
     message: NonBlank
     conversation_history: list[HistoryMessage] = []
     max_tokens: int
-    temperature: float = Field(default=0.7, ge=0.0, le=1.0, allow_inf_nan=False)
-    top_p: float = Field(default=0.9, gt=0.0, le=1.0, allow_inf_nan=False)
+    temperature: float = Field(default=DEFAULT_TEMPERATURE, ge=0.0, le=1.0, allow_inf_nan=False)
+    top_p: float = Field(default=DEFAULT_TOP_P, gt=0.0, le=1.0, allow_inf_nan=False)
     seed: int | None = Field(default=None, ge=0, le=2**64 - 1)
 
     def chat_input(self) -> ChatInput:

@@ -13,6 +13,7 @@ from proxy.core.errors import AdapterNotServed, UpstreamError, UpstreamGeneratio
 from proxy.settings import Settings
 from proxy.upstream.interface import ContextLimits, UpstreamHealth
 from proxy.upstream.tgi.parameters import tgi_parameters
+from proxy.upstream.tgi.stop_text import without_stop_text
 from proxy.upstream.tgi.wire import TGIStreamEvent, error_for_status, parse_stream_event
 from proxy.upstream.transport import (
     TRANSPORT_ERRORS,
@@ -60,7 +61,8 @@ class TGIClient:
         except BaseException:
             let_go(response)
             raise
-        return _chat_events(response, payloads, first, self._end_of_turn)
+        events = _chat_events(response, payloads, first, self._end_of_turn)
+        return without_stop_text(events, sampling.stop) if sampling.stop else events
 
     def _adapter_not_served(self, refusal: AdapterNotServed) -> AdapterNotServed:
         return AdapterNotServed(

@@ -11,7 +11,7 @@ from proxy.core.chat import Sampling
 def tgi_parameters(sampling: Sampling, stop: str, adapter_id: str | None) -> dict[str, Any]:
     parameters: dict[str, Any] = {
         "max_new_tokens": sampling.max_tokens,
-        "stop": [stop],
+        "stop": [stop, *sampling.stop],
         "details": True,  # the final event then carries input_length and generated_tokens
     }
     # TGI reads both as 32-bit floats: 5e-324 arrives as 0.0 and 0.999999999 as 1.0, which it refuses.
