@@ -3,18 +3,22 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-# `make run ENGINE=scripted` serves the deterministic scripted model instead of the real one.
+# `make run ENGINE=scripted` serves the deterministic scripted model instead of the real one;
+# `make run UPSTREAM=vllm` puts the local stand-in for vLLM behind the proxy instead of the one for TGI.
 ENGINE ?= transformers
+UPSTREAM ?= tgi
 PORT ?= 8000
-TGI_PORT ?= 3000
+UPSTREAM_PORT ?= $(or $(TGI_PORT),3000)
 TOKEN_RATE ?= 30
 CACHE_DIR ?= .cache
 BASE_MODEL := HuggingFaceTB/SmolLM2-135M-Instruct
 DEV_ADAPTER := $(CACHE_DIR)/adapters/qwen_therapist_lora
 PYTEST_ARGS ?=
 
-LOCALTGI_transformers := python -m localtgi --engine transformers
-LOCALTGI_scripted := python -m localtgi --engine scripted --token-rate $(TOKEN_RATE)
+LOCAL_tgi_transformers := python -m localtgi --engine transformers
+LOCAL_tgi_scripted := python -m localtgi --engine scripted --token-rate $(TOKEN_RATE)
+LOCAL_vllm_transformers := python -m localvllm serve --engine transformers
+LOCAL_vllm_scripted := python -m localvllm serve --engine scripted --token-rate $(TOKEN_RATE)
 
 .PHONY: run test setup clean
 
@@ -34,14 +38,15 @@ $(DEV_ADAPTER)/adapter_config.json: $(VENV)/.installed
 	@echo ">> preparing the local model and the dev LoRA adapter (first run only, no network needed)"
 	THERAPIST_CACHE_DIR=$(CACHE_DIR) $(PY) -m adapters make-dev $(DEV_ADAPTER) --force
 
-# The proxy starts localtgi through the same launcher that starts TGI on Modal.
+# The proxy starts the local stand-in through the same launcher that starts TGI or vLLM on Modal.
 run: setup $(DEV_ADAPTER)/adapter_config.json
 	THERAPIST_CACHE_DIR=$(CACHE_DIR) \
-	TGI_COMMAND="$(LOCALTGI_$(ENGINE))" \
-	TGI_MODEL_ID=$(BASE_MODEL) \
-	TGI_ADAPTER_DIR=$(DEV_ADAPTER) \
-	TGI_PORT=$(TGI_PORT) \
-	TGI_STARTUP_TIMEOUT_S=600 \
+	LAUNCH_ENGINE=$(UPSTREAM) \
+	LAUNCH_COMMAND="$(LOCAL_$(UPSTREAM)_$(ENGINE))" \
+	LAUNCH_MODEL_ID=$(BASE_MODEL) \
+	LAUNCH_ADAPTER_DIR=$(DEV_ADAPTER) \
+	LAUNCH_PORT=$(UPSTREAM_PORT) \
+	LAUNCH_STARTUP_TIMEOUT_S=600 \
 	$(PY) -m proxy --launch --port $(PORT)
 
 # The chat page's test drives Debian's Chromium (Playwright launches it by path; it downloads no browser).

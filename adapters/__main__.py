@@ -1,4 +1,4 @@
-"""`python -m adapters`: check, wire up, make and merge LoRA adapters for TGI."""
+"""`python -m adapters`: check, wire up, make and merge LoRA adapters for TGI or vLLM."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ class ExitCode(IntEnum):
     OK = 0
     ADAPTER_INVALID = 1
     USAGE = 2  # argparse uses 2 as well
-    NEEDS_MERGE = 3  # a valid adapter whose base architecture TGI cannot serve LoRA for
+    NEEDS_MERGE = 3  # a valid adapter whose base architecture the engine cannot serve LoRA for
     ADAPTER_NOT_FOUND = 4
     BASE_MODEL_NOT_FOUND = 5
 
@@ -54,9 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    check = commands.add_parser("check", help="validate a LoRA adapter folder as TGI needs it")
+    check = commands.add_parser("check", help="validate a LoRA adapter folder as the inference server needs it")
     check.add_argument("path", type=Path, help="adapter folder, or a training output folder with checkpoint-*")
     check.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    check.add_argument("--engine", choices=["tgi", "vllm"], default="tgi", help="the server it is for [default tgi]")
     check.set_defaults(run=_run_check)
 
     lora_arg = commands.add_parser("lora-arg", help="print the value of TGI's --lora-adapters / LORA_ADAPTERS")
@@ -84,8 +85,8 @@ def _run_check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"ok": True, **report.to_dict()}, indent=2))
     else:
-        print(_describe(report, args.path))
-    return ExitCode.NEEDS_MERGE if report.needs_merge else ExitCode.OK
+        print(_describe(report, args.path, args.engine))
+    return ExitCode.NEEDS_MERGE if report.needs_merge_on(args.engine) else ExitCode.OK
 
 
 def _run_lora_arg(args: argparse.Namespace) -> int:
@@ -113,31 +114,35 @@ def _run_merge(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _describe(report: AdapterReport, requested: Path) -> str:
+ENGINE_NAMES = {"tgi": "TGI", "vllm": "vLLM"}
+
+
+def _describe(report: AdapterReport, requested: Path, engine: str = "tgi") -> str:
     targets = report.target_modules if isinstance(report.target_modules, str) else ", ".join(report.target_modules)
-    if report.tgi_serves_lora is None:
-        support = "unknown architecture"
-    else:
-        support = "supported" if report.tgi_serves_lora else "NOT supported"
+    name = ENGINE_NAMES[engine]
+    serves = report.tgi_serves_lora if engine == "tgi" else report.vllm_serves_lora
+    support = "unknown architecture" if serves is None else "supported" if serves else "NOT supported"
     lines = [f"OK  {report.path}"]
     if report.picked_checkpoint:
         lines.append(
-            f"  using {report.picked_checkpoint}, the latest checkpoint in {requested} — point TGI at {report.path}"
+            f"  using {report.picked_checkpoint}, the latest checkpoint in {requested} — point {name} at {report.path}"
         )
     lines += [
         f"  base model     {report.base_model} ({report.model_type or 'unknown'}, from {report.model_type_source})",
-        f"  TGI LoRA       {support}",
+        f"  {name + ' LoRA':<15}{support}",
         f"  LoRA           r={report.rank} alpha={report.lora_alpha} on {targets}"
         f" ({report.lora_modules} modules, {report.weights_file})",
-        f"  tokenizer      {', '.join(report.tokenizer_files) or 'none (TGI uses the base model tokenizer)'}",
+        f"  tokenizer      {', '.join(report.tokenizer_files) or f'none ({name} uses the base model tokenizer)'}",
         f"  chat template  {report.chat_template_file or 'none'}",
     ]
     lines += [f"  warning: {warning}" for warning in report.warnings]
-    if report.needs_merge:
+    if report.needs_merge_on(engine):
         lines.append(
-            f"TGI cannot serve LoRA for {report.model_type}: merge it with "
+            f"{name} cannot serve LoRA for {report.model_type}: merge it with "
             f"`python -m adapters merge {report.path} OUT` and serve OUT without adapter_id"
         )
+        if engine == "tgi" and report.vllm_serves_lora:
+            lines.append("  (vLLM serves LoRA for it as it is: see docs/deploy.md, choosing the engine)")
     return "\n".join(lines)
 
 

@@ -1,8 +1,9 @@
-"""Which base architectures TGI can serve a LoRA adapter for.
+"""Which base architectures each engine can serve a LoRA adapter for.
 
 TGI applies LoRA only in modeling files built with TensorParallelMultiAdapterLinear
 (see shared/fixtures/tgi/wire.md §8). Everything else, Qwen3 included, needs the
-adapter merged into the base weights (`python -m adapters merge`).
+adapter merged into the base weights (`python -m adapters merge`). vLLM serves LoRA
+for every model class that declares SupportsLoRA, Qwen3 included (docs/wire-vllm.md §6).
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ TGI_LORA_MODEL_TYPES = frozenset(
         "starcoder2",
     }
 )
+
+# config.json model_type values whose vLLM 0.34 model class supports LoRA (the ones this project may
+# meet; vllm/model_executor/models/<type>.py: SupportsLoRA, or a subclass of LlamaForCausalLM).
+VLLM_LORA_MODEL_TYPES = frozenset(
+    {"llama", "mistral", "mixtral", "phi3", "granite", "gemma2", "gemma3", "gemma3_text", "qwen2", "qwen3",
+     "qwen3_moe"}
+)  # fmt: skip
+LORA_MODEL_TYPES = {"tgi": TGI_LORA_MODEL_TYPES, "vllm": VLLM_LORA_MODEL_TYPES}
 
 # Used only when no config.json is on disk. First match wins, so specific names go first.
 _MODEL_TYPE_BY_NAME = (
@@ -52,4 +61,8 @@ def model_type_from_name(model_name: str) -> str | None:
 
 
 def tgi_serves_lora(model_type: str) -> bool:
-    return model_type in TGI_LORA_MODEL_TYPES
+    return serves_lora("tgi", model_type)
+
+
+def serves_lora(engine: str, model_type: str) -> bool:
+    return model_type in LORA_MODEL_TYPES[engine]

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from adapters.architectures import model_type_from_name, tgi_serves_lora
+from adapters.architectures import model_type_from_name, serves_lora
 from adapters.basemodel import cached_model_dir, default_cache_dir
 from adapters.chat_template import read_chat_template
 from adapters.errors import AdapterInvalid, AdapterNotFound
@@ -36,6 +36,7 @@ class AdapterReport:
     model_type: str | None
     model_type_source: str  # the config.json read, or "name" when guessed from base_model
     tgi_serves_lora: bool | None  # None when the architecture is unknown
+    vllm_serves_lora: bool | None
     rank: int
     lora_alpha: float
     target_modules: list[str] | str
@@ -47,10 +48,15 @@ class AdapterReport:
 
     @property
     def needs_merge(self) -> bool:
-        return self.tgi_serves_lora is False
+        """On TGI, the engine this tool first served."""
+        return self.needs_merge_on("tgi")
+
+    def needs_merge_on(self, engine: str) -> bool:
+        return (self.tgi_serves_lora if engine == "tgi" else self.vllm_serves_lora) is False
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "path": str(self.path), "needs_merge": self.needs_merge}
+        merge = {f"needs_merge_on_{engine}": self.needs_merge_on(engine) for engine in ("tgi", "vllm")}
+        return {**asdict(self), "path": str(self.path), "needs_merge": self.needs_merge, **merge}
 
 
 def check_adapter(path: str | Path, cache_dir: Path | None = None) -> AdapterReport:
@@ -78,7 +84,7 @@ def check_adapter(path: str | Path, cache_dir: Path | None = None) -> AdapterRep
         model_type, source = base_config.get("model_type"), str(base_config_path)
     else:
         model_type, source = model_type_from_name(base_model), "name"
-    serves = tgi_serves_lora(model_type) if model_type else None
+    serves = serves_lora("tgi", model_type) if model_type else None
     if serves is None:
         warnings.append(
             f"cannot tell the architecture of {base_model!r} (no config.json on disk, unknown name); "
@@ -93,6 +99,7 @@ def check_adapter(path: str | Path, cache_dir: Path | None = None) -> AdapterRep
         model_type=model_type,
         model_type_source=source,
         tgi_serves_lora=serves,
+        vllm_serves_lora=serves_lora("vllm", model_type) if model_type else None,
         rank=config["r"],
         lora_alpha=config["lora_alpha"],
         target_modules=config["target_modules"],

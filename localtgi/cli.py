@@ -79,29 +79,41 @@ def build_parser() -> argparse.ArgumentParser:
     _launcher_flag(tgi, "--quantize", None, "accepted for compatibility and ignored")
 
     own = parser.add_argument_group("localtgi")
-    own.add_argument("--engine", choices=["scripted", "transformers"], default="scripted", help="[default scripted]")
+    add_engine_flags(own)
     own.add_argument(
+        "--keep-alive-seconds", type=float, default=15.0, help="idle time before an SSE keep-alive comment [default 15]"
+    )
+    add_fault_flags(parser, "/_localtgi/faults")
+    return parser
+
+
+def add_engine_flags(group: argparse._ArgumentGroup) -> None:
+    """The engine and its pacing, shared with localvllm."""
+    group.add_argument("--engine", choices=["scripted", "transformers"], default="scripted", help="[default scripted]")
+    group.add_argument(
         "--cache-dir",
         type=pathlib.Path,
         help="transformers engine: where converted models are kept [default $THERAPIST_CACHE_DIR or .cache/]",
     )
-    own.add_argument(
+    group.add_argument(
         "--token-rate", type=float, default=0.0, help="scripted engine: tokens/s per stream [default 0: unpaced]"
     )
-    own.add_argument(
+    group.add_argument(
         "--unbatched",
         action="store_true",
-        help="scripted engine: pace every stream on its own clock, not in shared decode steps as TGI does",
+        help="scripted engine: pace every stream on its own clock, not in shared decode steps as the servers do",
     )
-    own.add_argument("--first-token-delay", type=float, default=0.0, help="scripted engine: prefill latency in seconds")
-    own.add_argument(
-        "--keep-alive-seconds", type=float, default=15.0, help="idle time before an SSE keep-alive comment [default 15]"
+    group.add_argument(
+        "--first-token-delay", type=float, default=0.0, help="scripted engine: prefill latency in seconds"
     )
-    own.add_argument(
+    group.add_argument(
         "--startup-delay", type=float, default=0.0, help="seconds before binding the port, like model loading"
     )
 
-    faults = parser.add_argument_group("faults (also settable at runtime: PUT /_localtgi/faults)")
+
+def add_fault_flags(parser: argparse.ArgumentParser, admin_path: str) -> None:
+    """The fault-injection flags, shared with localvllm."""
+    faults = parser.add_argument_group(f"faults (also settable at runtime: PUT {admin_path})")
     faults.add_argument("--fail-after", type=int, metavar="N", help="generation error after N tokens")
     faults.add_argument("--stall-after", type=int, metavar="N", help="stop sending for --stall-seconds after N tokens")
     faults.add_argument("--stall-seconds", type=float, default=Faults.stall_seconds, help="[default 30]")
@@ -112,11 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--malformed-after",
         type=int,
         metavar="N",
-        help="/generate_stream: after N tokens send one `data:` event that is not JSON, then go on",
+        help="streams: after N tokens send one `data:` event that is not JSON, then go on",
     )
     faults.add_argument("--overload", action="store_true", help="refuse every generate request as overloaded")
     faults.add_argument("--unhealthy", action="store_true", help="/health answers 503")
-    return parser
 
 
 def faults_from_args(args: argparse.Namespace) -> Faults:

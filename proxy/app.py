@@ -53,13 +53,17 @@ def create_app(settings: Settings | None = None, inference_server: InferenceServ
     ]
     prompts = PromptBuilder(load_chat_template(settings.adapter_dir), settings.system_prompt, tokenizer)
     service = ChatService(policies, prompts, upstream, health, metrics)
-    logger.info("asking the inference server at %s for %s", settings.tgi_url, _adapter_wording(settings))
+    logger.info("asking the inference server at %s for %s", settings.upstream_url, _adapter_wording(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # One health check at start-up: a server set up otherwise than these settings is found and
+        # logged now (where it can tell: vLLM lists its adapters), not at the first request.
+        startup_check = asyncio.create_task(health.check())
         try:
             yield
         finally:
+            startup_check.cancel()
             await upstream.aclose()
             if inference_server is not None:
                 await asyncio.to_thread(inference_server.stop)

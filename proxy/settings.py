@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Engine = Literal["tgi", "vllm"]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a warm, compassionate therapist. Listen carefully, reflect the person's feelings back "
@@ -17,13 +20,20 @@ DEFAULT_SYSTEM_PROMPT = (
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PROXY_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="PROXY_", frozen=True, populate_by_name=True)
 
-    # Upstream inference server (TGI, or localtgi in development).
-    tgi_url: str = "http://127.0.0.1:3000"
-    #: the name /health reports, and the default adapter to ask TGI for
+    # Upstream inference server: TGI or vLLM (or their local stand-ins, localtgi and localvllm).
+    #: which wire the server at upstream_url speaks
+    engine: Engine = "tgi"
+    #: the server's base URL; PROXY_TGI_URL, its earlier name, still works
+    upstream_url: str = Field(
+        default="http://127.0.0.1:3000",
+        validation_alias=AliasChoices("upstream_url", "PROXY_UPSTREAM_URL", "tgi_url", "PROXY_TGI_URL"),
+    )
+    #: the name /health and /v1/models report, and the default adapter to ask the server for
     model_name: str = "qwen_therapist_lora"
-    #: sent to TGI as parameters.adapter_id; unset means `model_name`, empty means the base model
+    #: the adapter to ask for (TGI: parameters.adapter_id, vLLM: model); unset means `model_name`, empty
+    #: means the base model
     adapter_id: str | None = None
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     #: the chat template's end-of-turn marker; also sent to TGI as a stop sequence

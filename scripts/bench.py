@@ -40,6 +40,7 @@ from bench_load import (
     ProxiedStream,
     Tally,
     Target,
+    VllmDirectStream,
     percentile,
     run_probe,
     start_users,
@@ -51,6 +52,7 @@ from proxy.faces.stream_chat.protocol import chat_request_model
 from proxy.service.chat_template import conversation_turns, load_chat_template
 from proxy.settings import Settings
 from proxy.upstream.tgi.parameters import tgi_parameters
+from proxy.upstream.vllm.parameters import completion_body
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -160,9 +162,22 @@ def localtgi_command(port: int, token_rate: float, reply_tokens: int, unbatched:
     ]  # fmt: skip
 
 
-def proxy_env(tgi: Server) -> dict[str, str]:
+def localvllm_command(port: int, token_rate: float, reply_tokens: int, unbatched: bool = False) -> list[str]:
+    return [
+        sys.executable, "scripts/bench_upstream.py", "--wire", "vllm", "--reply-tokens", str(reply_tokens), "--",
+        "serve", "scripted/therapist", "--engine", "scripted", "--token-rate", str(token_rate), "--enable-lora",
+        "--lora-modules", f"{ADAPTER}=/adapters/{ADAPTER}", "--host", "127.0.0.1", "--port", str(port),
+        *(["--unbatched"] if unbatched else []),
+    ]  # fmt: skip
+
+
+UPSTREAM_COMMANDS = {"tgi": localtgi_command, "vllm": localvllm_command}
+
+
+def proxy_env(upstream: Server, engine: str = "tgi") -> dict[str, str]:
     return {
-        "PROXY_TGI_URL": tgi.url,
+        "PROXY_ENGINE": engine,
+        "PROXY_UPSTREAM_URL": upstream.url,
         "PROXY_MAX_TOKENS_LIMIT": "4096",
         "PROXY_UPSTREAM_MAX_CONNECTIONS": "1024",
     }
@@ -289,7 +304,7 @@ class Row:
     direct: Phase
     proxied: Phase
     direct_again: Phase
-    completions: Phase
+    completions: Phase | None = None  # /v1/chat/completions: measured over TGI's wire only
 
     def ttft_ms(self, phase: str, q: float) -> float:
         if phase == "direct":
@@ -329,7 +344,7 @@ class Row:
     @property
     def errors(self) -> list[str]:
         phases = (self.direct, self.proxied, self.direct_again, self.completions)
-        return [error for phase in phases for error in phase.tally.errors]
+        return [error for phase in phases if phase is not None for error in phase.tally.errors]
 
 
 @dataclass
@@ -345,7 +360,8 @@ class Saturation:
 
 @dataclass
 class Results:
-    rows: list[Row] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)  # over TGI's wire
+    vllm_rows: list[Row] = field(default_factory=list)  # the same load over vLLM's wire
     saturation: Saturation | None = None
     clients: list[tuple[str, ClientResult]] = field(default_factory=list)  # (load, result)
 
@@ -354,9 +370,9 @@ class Results:
 # The run
 
 
-def build_targets(tgi: Server, proxy: Server, reply) -> tuple[Target, Target, Target]:
+def build_targets(tgi: Server, proxy: Server, reply, engine: str = "tgi") -> tuple[Target, Target, Target]:
     """The same conversation every way: direct gets exactly the prompt and parameters the proxy sends,
-    from /stream_chat and from /v1/chat/completions alike."""
+    from /stream_chat and from /v1/chat/completions alike (over `engine`'s wire)."""
     settings = Settings(max_tokens_limit=4096)
     request_model = chat_request_model(settings)
     prompt = load_chat_template(None).render(conversation_turns(settings.system_prompt, [], MESSAGE))
@@ -371,10 +387,20 @@ def build_targets(tgi: Server, proxy: Server, reply) -> tuple[Target, Target, Ta
     def proxied_body(max_tokens: int) -> dict:
         return {"message": MESSAGE, "max_tokens": max_tokens, "temperature": 0.0}
 
-    direct = Target(
-        "direct", "127.0.0.1", tgi.port, "/generate_stream", direct_body,
-        lambda tally, started: DirectStream(tally, started, visible),
-    )  # fmt: skip
+    def vllm_body(max_tokens: int) -> dict:
+        sampling = request_model(message=MESSAGE, max_tokens=max_tokens, temperature=0.0).chat_input().sampling
+        return completion_body(prompt, sampling, ADAPTER)
+
+    if engine == "tgi":
+        direct = Target(
+            "direct", "127.0.0.1", tgi.port, "/generate_stream", direct_body,
+            lambda tally, started: DirectStream(tally, started, visible),
+        )  # fmt: skip
+    else:
+        direct = Target(
+            "direct", "127.0.0.1", tgi.port, "/v1/completions", vllm_body,
+            lambda tally, started: VllmDirectStream(tally, started, positions),
+        )  # fmt: skip
     proxied = Target(
         "proxied", "127.0.0.1", proxy.port, "/stream_chat", proxied_body,
         lambda tally, started: ProxiedStream(tally, started, positions),
@@ -408,30 +434,48 @@ def progress(message: str) -> None:
 
 async def measure(args: argparse.Namespace, plan: Plan, logs: Path) -> Results:
     reply = use_reply_length(args.stream_tokens + 50)
-    paced_port, fast_port, proxy_port, fast_proxy_port = (free_port() for _ in range(4))
-    paced_cmd = localtgi_command(paced_port, args.token_rate, len(reply), args.unbatched)
-    paced = start_server("localtgi", paced_cmd, paced_port, logs)
-    fast = start_server("localtgi-unpaced", localtgi_command(fast_port, 0, len(reply)), fast_port, logs)
     proxy_cmd = [sys.executable, "-m", "proxy"]
-    proxy = start_server("proxy", [*proxy_cmd, "--port", str(proxy_port)], proxy_port, logs, proxy_env(paced))
-    fast_proxy = start_server(
-        "proxy-saturation", [*proxy_cmd, "--port", str(fast_proxy_port)], fast_proxy_port, logs, proxy_env(fast)
-    )
+
+    def stack(engine: str, name: str, token_rate: float, unbatched: bool = False) -> tuple[Server, Server]:
+        upstream_port, proxy_port = free_port(), free_port()
+        command = UPSTREAM_COMMANDS[engine](upstream_port, token_rate, len(reply), unbatched)
+        upstream = start_server(f"local{engine}{name}", command, upstream_port, logs)
+        proxy = start_server(f"proxy-{engine}{name}", [*proxy_cmd, "--port", str(proxy_port)], proxy_port, logs,
+                             proxy_env(upstream, engine))  # fmt: skip
+        return upstream, proxy
+
+    paced, proxy = stack("tgi", "", args.token_rate, args.unbatched)
+    fast, fast_proxy = stack("tgi", "-unpaced", 0)
     servers = [paced, fast, proxy, fast_proxy]
+    if "vllm" in args.engines:
+        paced_vllm, proxy_vllm = stack("vllm", "", args.token_rate, args.unbatched)
+        servers += [paced_vllm, proxy_vllm]
     results = Results()
     try:
         for server in servers:
             wait_answering(server)
         direct, proxied, completions = build_targets(paced, proxy, reply)
         await warm_up(direct, proxied, completions)
-        pids = {"proxy": proxy.pid, "localtgi": paced.pid, "loadgen": os.getpid()}
+        if "vllm" in args.engines:
+            vllm_direct, vllm_proxied, _ = build_targets(paced_vllm, proxy_vllm, reply, engine="vllm")
+            await warm_up(vllm_direct, vllm_proxied)
         step_s = 0.0 if args.unbatched else 1 / args.token_rate
         for concurrency in plan.concurrency:
+            # The engines take turns at each level: both are measured under the same conditions.
+            pids = {"proxy": proxy.pid, "localtgi": paced.pid, "loadgen": os.getpid()}
             phases = []
             for target in (direct, proxied, direct, completions):
                 progress(f"concurrency {concurrency}: {target.name}")
                 phases.append(await run_phase(target, concurrency, args.stream_tokens, plan, pids, proxy.pid, step_s))
             results.rows.append(Row(concurrency, *phases))
+            if "vllm" in args.engines:
+                pids = {"proxy": proxy_vllm.pid, "localtgi": paced_vllm.pid, "loadgen": os.getpid()}
+                phases = []
+                for target in (vllm_direct, vllm_proxied, vllm_direct):
+                    progress(f"concurrency {concurrency}: vLLM {target.name}")
+                    phases.append(await run_phase(target, concurrency, args.stream_tokens, plan, pids,
+                                                  proxy_vllm.pid, step_s))  # fmt: skip
+                results.vllm_rows.append(Row(concurrency, *phases))
         if plan.client_window_s > 0:
             results.clients = await compare_upstream_clients(args, plan, paced, fast, direct.body(args.stream_tokens))
         if not args.skip_saturation:
@@ -564,6 +608,22 @@ def saturation_table(saturation: Saturation, streams: int) -> list[str]:
     ]
 
 
+def engines_table(tgi_rows: list[Row], vllm_rows: list[Row]) -> list[str]:
+    """The proxy over vLLM's wire beside over TGI's: what each adds to its own server, in the same run."""
+    header = ["concurrency", "added TTFT p50 TGI / vLLM (ms)", "added TTFT p99 TGI / vLLM (ms)",
+              "proxy CPU µs/token TGI / vLLM", "vLLM / TGI CPU", "proxied / direct tokens/s TGI / vLLM"]  # fmt: skip
+    cells = []
+    for tgi, vllm in zip(tgi_rows, vllm_rows, strict=True):
+        added = {(name, q): row.ttft_ms("proxied", q) - row.ttft_ms("direct", q)
+                 for name, row in (("tgi", tgi), ("vllm", vllm)) for q in (50, 99)}  # fmt: skip
+        cells.append([
+            str(tgi.concurrency), pair(added["tgi", 50], added["vllm", 50]), pair(added["tgi", 99], added["vllm", 99]),
+            pair(tgi.proxy_us_per_token, vllm.proxy_us_per_token, 1),
+            f"{vllm.proxy_us_per_token / tgi.proxy_us_per_token:.2f}", pair(tgi.ratio, vllm.ratio, 4),
+        ])  # fmt: skip
+    return markdown_table(header, cells)
+
+
 def faces_table(rows: list[Row]) -> list[str]:
     """/v1/chat/completions beside /stream_chat: the same load on the same proxy, in the same run."""
     header = ["concurrency", "added TTFT p50 stream_chat / v1 (ms)", "added TTFT p99 stream_chat / v1 (ms)",
@@ -615,6 +675,20 @@ def target_checks(results: Results) -> list[str]:
         ratio = row.us_per_token(row.completions) / row.us_per_token(row.proxied)
         checks.append((f"/v1/chat/completions CPU per token ≤ 1.1 × /stream_chat's at concurrency 64: {ratio:.2f} ×",
                        ratio <= 1.1))  # fmt: skip
+    vllm_at64 = [row for row in results.vllm_rows if row.concurrency == t["cpu_concurrency"]]
+    if at64 and vllm_at64:
+        ratio = vllm_at64[0].proxy_us_per_token / at64[0].proxy_us_per_token
+        checks.append((f"over vLLM, proxy CPU per token ≤ 1.1 × over TGI at concurrency 64: {ratio:.2f} ×",
+                       ratio <= 1.1))  # fmt: skip
+    vllm_low = [row for row in results.vllm_rows if row.concurrency <= t["ttft_max_concurrency"]]
+    if low and vllm_low:
+        pairs = zip(low, vllm_low, strict=True)
+        worst = max(
+            (vllm.ttft_ms("proxied", 50) - vllm.ttft_ms("direct", 50))
+            - 1.1 * (tgi.ttft_ms("proxied", 50) - tgi.ttft_ms("direct", 50)) for tgi, vllm in pairs
+        )  # fmt: skip
+        checks.append((f"over vLLM, added TTFT p50 ≤ 1.1 × over TGI at concurrency ≤ 64: worst excess "
+                       f"{worst:+.2f} ms", worst <= 0))  # fmt: skip
     if low:
         worst = max(
             (row.ttft_ms("completions", 50) - row.ttft_ms("direct", 50))
@@ -685,6 +759,17 @@ def report(results: Results, args: argparse.Namespace, plan: Plan, command: str)
         *faces_table(results.rows),
         "",
     ]
+    if results.vllm_rows:
+        lines += [
+            "### Over vLLM's wire (localvllm, the same scripted engine and pacing), in turns with the above",
+            "",
+            *latency_table(results.vllm_rows),
+            "",
+            *throughput_table(results.vllm_rows),
+            "",
+            *engines_table(results.rows, results.vllm_rows),
+            "",
+        ]
     if results.saturation:
         lines += [
             "### Saturation (proxy pinned to core 0; unpaced localtgi and the load generator on core 1)",
@@ -700,7 +785,7 @@ def report(results: Results, args: argparse.Namespace, plan: Plan, command: str)
             "",
         ]
     lines += ["### Targets", "", *target_checks(results)]
-    errors = [error for row in results.rows for error in row.errors]
+    errors = [error for row in results.rows + results.vllm_rows for error in row.errors]
     if errors:
         lines += ["", f"Errors ({len(errors)}), first few: {errors[:5]}"]
     return "\n".join(lines) + "\n"
@@ -771,6 +856,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stream-tokens", type=int, default=256, help="tokens per stream (default 256)")
     parser.add_argument("--window", type=float, help="throughput window per phase, seconds")
     parser.add_argument("--skip-saturation", action="store_true")
+    parser.add_argument(
+        "--engines", default="tgi,vllm", type=lambda value: value.split(","),
+        help="wires to measure the proxy over (default tgi,vllm: both, in turns at each level)",
+    )  # fmt: skip
     parser.add_argument("--record", action="store_true", help="write docs/benchmarks.md's results and the plots")
     return parser.parse_args(argv)
 

@@ -4,7 +4,8 @@ One keep-alive connection per simulated user, reused for its streams, as a brows
 Per event the client only takes a timestamp and tells the event's kind from its bytes; JSON is
 parsed once per stream (the final event). Both targets are measured the same way:
 
-- direct: TGI's POST /generate_stream, one event per generated token (the final one included);
+- direct: TGI's POST /generate_stream, one event per generated token (the final one included); or
+  vLLM's POST /v1/completions (streaming, with usage), one chunk per visible token;
 - proxied: the proxy's POST /stream_chat, one event per visible token, then the final event;
 - chat completions: the proxy's POST /v1/chat/completions (streaming, with usage), a role chunk,
   one chunk per visible token, the finish chunk, the usage chunk, then `[DONE]`.
@@ -137,6 +138,35 @@ class ProxiedStream(_Stream):
             return
         self.advance(payload["usage"]["completion_tokens"] - 1, now, False)
         self.final = payload
+
+
+class VllmDirectStream(_Stream):
+    """vLLM's /v1/completions chunks: the n-th chunk with text is the n-th visible token (the stand-in
+    holds nothing back without stop strings); the finish chunk may carry the last one."""
+
+    __slots__ = ("positions", "count")
+
+    def __init__(self, tally: Tally, started: float, positions: Sequence[int]) -> None:
+        super().__init__(tally, started)
+        self.positions = positions
+        self.count = 0
+
+    def on_event(self, event: bytes, now: float) -> None:
+        if b'"finish_reason":null' in event:
+            self.advance(self.positions[self.count], now, True)
+            self.count += 1
+            return
+        if event.startswith(b"data: [DONE]"):
+            return
+        payload = json.loads(event[5:])
+        if "error" in payload:
+            self.tally.errors.append(f"upstream error event: {payload['error']}")
+        elif payload.get("usage"):
+            self.advance(payload["usage"]["completion_tokens"] - 1, now, False)
+            self.final = payload
+        elif payload["choices"][0]["text"]:
+            self.advance(self.positions[self.count], now, True)
+            self.count += 1
 
 
 class ChatCompletionStream(_Stream):

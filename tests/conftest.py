@@ -2,13 +2,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.stack import start_stack
+from tests.support.stack import ENGINES, start_stack
 
 
 @pytest.fixture(scope="session")
 def stack_factory():
-    """`with stack_factory(localtgi_args=[...], proxy_settings={...}) as stack:` starts a fresh stack."""
+    """`with stack_factory(localtgi_args=[...], proxy_settings={...}, engine=...) as stack:` starts a fresh stack."""
     return start_stack
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request) -> str:
+    """Run the test over each engine's wire: TGI's (localtgi) and vLLM's (localvllm)."""
+    return request.param
 
 
 @pytest.fixture(scope="session")

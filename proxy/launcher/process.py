@@ -24,18 +24,21 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from adapters.validate import check_adapter
-from proxy.launcher.settings import LaunchSettings, build_child_env, build_launcher_args
+from adapters.validate import AdapterReport, check_adapter
+from proxy.launcher.argv import build_launcher_args
+from proxy.launcher.settings import LaunchSettings, build_child_env
 
 logger = logging.getLogger(__name__)
 child_logger = logging.getLogger("proxy.launcher.child")
 
 _RECENT_LINES = 20  # child output kept for error messages
+# engine -> (its name, the local stand-in's command)
+STAND_INS = {"tgi": ("TGI", "python -m localtgi --engine scripted"),
+             "vllm": ("vLLM", "python -m localvllm serve --engine scripted")}  # fmt: skip
 
 
 class ServerState(enum.Enum):
@@ -106,9 +109,12 @@ class InferenceServer:
         Raises AdapterNotFound / AdapterInvalid (from `adapters`) or LaunchConfigError,
         before anything is started.
         """
-        adapter_dir = _checked_adapter_dir(self.settings)
+        adapter = _checked_adapter(self.settings)
         _ensure_port_free(self.settings.hostname, self.settings.port)
-        args = build_launcher_args(self.settings, adapter_dir)
+        if adapter is None:
+            args = build_launcher_args(self.settings)
+        else:
+            args = build_launcher_args(self.settings, adapter.path, adapter.rank)
         try:
             # A session of its own: Ctrl-C in a terminal reaches only us, and we stop the child
             # (and TGI's shards, which share its process group) deliberately.
@@ -122,9 +128,9 @@ class InferenceServer:
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         except FileNotFoundError:
+            name, stand_in = STAND_INS[self.settings.engine]
             raise LaunchConfigError(
-                f"{args[0]!r} not found; install TGI or set TGI_COMMAND "
-                "(e.g. TGI_COMMAND='python -m localtgi --engine scripted')"
+                f"{args[0]!r} not found; install {name} or set LAUNCH_COMMAND (e.g. LAUNCH_COMMAND='{stand_in}')"
             ) from None
         logger.info("started inference server (pid %d): %s", self._process.pid, shlex.join(args))
         threading.Thread(target=self._forward_output, name="inference-server-output", daemon=True).start()
@@ -215,25 +221,26 @@ class InferenceServer:
             self._on_failure(InferenceServerExited(returncode, list(self._recent_output)))
 
 
-def _checked_adapter_dir(settings: LaunchSettings) -> Path | None:
+def _checked_adapter(settings: LaunchSettings) -> AdapterReport | None:
     if settings.adapter_dir is None:
         logger.info("no LoRA adapter configured: serving the base model %s", settings.model_id)
         return None
     report = check_adapter(settings.adapter_dir)
     for warning in report.warnings:
         logger.warning("adapter %s: %s", report.path, warning)
-    if report.needs_merge:
+    if report.needs_merge_on(settings.engine):
+        also = " (or serve it on vLLM, which can: LAUNCH_ENGINE=vllm)" if report.vllm_serves_lora else ""
         raise LaunchConfigError(
-            f"TGI cannot apply a LoRA adapter to {report.base_model} (model type {report.model_type}); "
+            f"{settings.engine} cannot apply a LoRA adapter to {report.base_model} (model type {report.model_type}); "
             f"merge it into the base weights (`python -m adapters merge {report.path} OUT_DIR`) and serve "
-            "OUT_DIR as the model, with no adapter (see docs/deploy.md)"
+            f"OUT_DIR as the model, with no adapter (see docs/deploy.md){also}"
         )
     if report.base_model != settings.model_id:
         logger.warning(
             "adapter %s was trained on %s but the base model is %s", report.path, report.base_model, settings.model_id
         )
     logger.info("adapter %r ready at %s (rank %d)", settings.adapter_name, report.path, report.rank)
-    return report.path
+    return report
 
 
 def _ensure_port_free(host: str, port: int) -> None:

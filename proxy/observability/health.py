@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -23,7 +24,9 @@ class HealthTracker:
         self._upstream = upstream
         self._inference_server = inference_server  # set when we launched the inference server ourselves
         self._seen_healthy = False
+        self._setup_checked = False
         self._misconfiguration: UpstreamMisconfigured | None = None
+        self._checking: asyncio.Task[Health] | None = None
 
     def saw_upstream_serving(self) -> None:
         """A generation started: from now on, silence from the server means down, not loading."""
@@ -37,6 +40,13 @@ class HealthTracker:
         self._misconfiguration = error
 
     async def check(self) -> Health:
+        """Callers that come while a check is running share its answer: one probe of the server, however
+        many pollers ask (and the start-up check), not one connection each."""
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.ensure_future(self._check())
+        return await asyncio.shield(self._checking)
+
+    async def _check(self) -> Health:
         if self._inference_server is not None:
             # The launcher knows better than a probe: still loading, or dead for good.
             state = self._inference_server.state
@@ -47,11 +57,18 @@ class HealthTracker:
         health = await self._upstream.health()
         if health is UpstreamHealth.UNREACHABLE:
             self._misconfiguration = None  # a restart may bring it back set up differently
+            self._setup_checked = False
             # The server does not listen until its model is loaded: silence before the first success is loading.
             return Health("unhealthy" if self._seen_healthy else "loading")
         if health is UpstreamHealth.UNHEALTHY:
             return Health("unhealthy")
         self._seen_healthy = True
+        if not self._setup_checked:
+            self._setup_checked = True  # once per server start: what it serves does not change while it runs
+            try:
+                await self._upstream.check_setup()
+            except UpstreamMisconfigured as exc:
+                self.saw_misconfiguration(exc)
         if self._misconfiguration is not None:
             return Health("unhealthy", self._misconfiguration.message)
         return Health("healthy")

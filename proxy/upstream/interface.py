@@ -44,6 +44,11 @@ class Upstream(Protocol):
 
     async def health(self) -> UpstreamHealth: ...
 
+    async def check_setup(self) -> None:
+        """Raise UpstreamMisconfigured when the server is plainly set up otherwise than the settings say
+        (it does not serve the adapter asked for); return when it is, or when it cannot tell."""
+        ...
+
     async def limits(self) -> ContextLimits | None:
         """The server's token limits, or None while it cannot say."""
         ...

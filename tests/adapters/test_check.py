@@ -171,6 +171,20 @@ def test_qwen3_base_named_only_is_flagged_for_merge(tmp_path: Path) -> None:
     assert report.tgi_serves_lora is False and report.needs_merge
 
 
+def test_the_advice_follows_the_engine_qwen3_needs_no_merge_on_vllm(tmp_path: Path) -> None:
+    adapter = write_q_proj_adapter(tmp_path / "lora", "Qwen/Qwen3-0.6B", ["q_proj"], rank=4, size=64)
+
+    on_tgi = run_cli("check", adapter)
+    on_vllm = run_cli("check", adapter, "--engine", "vllm")
+
+    assert on_tgi.returncode == 3 and "TGI cannot serve LoRA for qwen3" in on_tgi.stdout
+    assert "vLLM serves LoRA for it as it is" in on_tgi.stdout
+    assert on_vllm.returncode == 0 and "vLLM LoRA      supported" in on_vllm.stdout
+    assert "merge" not in on_vllm.stdout
+    body = json.loads(run_cli("check", adapter, "--json").stdout)
+    assert (body["needs_merge_on_tgi"], body["needs_merge_on_vllm"]) == (True, False)
+
+
 def test_base_config_on_disk_decides_architecture(tmp_path: Path) -> None:
     base = tmp_path / "my-base"  # a name that says nothing; only config.json tells
     base.mkdir()

@@ -30,11 +30,17 @@ def summarize_app(tmp_path: Path, **knobs: str) -> dict:
 
 @pytest.fixture(scope="module")
 def default_app(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A new deployment: vLLM, with GPU memory snapshots."""
     return summarize_app(tmp_path_factory.mktemp("modal"))
 
 
-def test_uses_no_deprecated_modal_names(default_app: dict) -> None:
-    assert default_app["deprecations"] == []
+@pytest.fixture(scope="module")
+def tgi_app(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return summarize_app(tmp_path_factory.mktemp("modal-tgi"), engine="tgi")
+
+
+def test_uses_no_deprecated_modal_names(default_app: dict, tgi_app: dict) -> None:
+    assert default_app["deprecations"] == [] and tgi_app["deprecations"] == []
 
 
 def test_serves_the_proxy_as_an_asgi_app_at_the_guides_url(default_app: dict) -> None:
@@ -46,10 +52,13 @@ def test_serves_the_proxy_as_an_asgi_app_at_the_guides_url(default_app: dict) ->
     assert default_app["local_entrypoints"] == ["main"]
 
 
-def test_runs_on_an_a10g_with_the_adapter_and_hf_cache_volumes(default_app: dict) -> None:
-    assert default_app["gpus"] == [["A10G", 1]]
-    assert default_app["volumes"] == {"/data": "training-data", "/hf-cache": "huggingface-cache"}
-    assert default_app["tgi_hf_home"] == "/hf-cache"
+def test_runs_on_an_a10g_with_the_adapter_and_cache_volumes(default_app: dict, tgi_app: dict) -> None:
+    assert default_app["gpus"] == tgi_app["gpus"] == [["A10G", 1]]
+    assert default_app["volumes"] == {
+        "/data": "training-data", "/hf-cache": "huggingface-cache", "/root/.cache/vllm": "vllm-cache"
+    }  # fmt: skip
+    assert tgi_app["volumes"] == {"/data": "training-data", "/hf-cache": "huggingface-cache"}
+    assert default_app["tgi_hf_home"] == tgi_app["tgi_hf_home"] == "/hf-cache"
 
 
 def test_keeps_the_model_warm_five_minutes_and_allows_a_long_cold_start(default_app: dict) -> None:
@@ -60,15 +69,44 @@ def test_keeps_the_model_warm_five_minutes_and_allows_a_long_cold_start(default_
     assert default_app["tgi_startup_deadline_s"] < default_app["startup_timeout"]
 
 
-def test_concurrency_stays_within_what_tgi_accepts(default_app: dict) -> None:
-    tgi_max = int(default_app["tgi_args"][default_app["tgi_args"].index("--max-concurrent-requests") + 1])
-    assert 1 <= default_app["max_inputs"] <= tgi_max == 128
+def test_concurrency_stays_within_what_the_server_batches(default_app: dict, tgi_app: dict) -> None:
+    tgi_max = int(tgi_app["tgi_args"][tgi_app["tgi_args"].index("--max-concurrent-requests") + 1])
+    vllm_max = int(default_app["tgi_args"][default_app["tgi_args"].index("--max-num-seqs") + 1])
+    assert 1 <= tgi_app["max_inputs"] <= tgi_max == 128
+    assert 1 <= default_app["max_inputs"] <= vllm_max == 128
     assert (default_app["min_containers"], default_app["max_containers"]) == (0, 4)
 
 
-def test_image_is_the_pinned_tgi_image_with_its_entrypoint_cleared(default_app: dict) -> None:
+def test_vllm_starts_from_a_gpu_memory_snapshot_taken_asleep(default_app: dict) -> None:
+    assert default_app["engine"] == "vllm"
+    assert default_app["enable_memory_snapshot"] is True
+    assert default_app["experimental_options"] == {"enable_gpu_snapshot": "True"}
+    # start, warm up and sleep before the snapshot; wake after every start (restored or not)
+    assert default_app["enter_before_snapshot"] == ["start_engine"]
+    assert default_app["enter_after_snapshot"] == ["wake_engine"]
+    assert "--enable-sleep-mode" in default_app["tgi_args"]
+    assert default_app["engine_env"] == {"VLLM_SERVER_DEV_MODE": "1"}  # vLLM serves /sleep and /wake_up with it
+
+
+def test_tgi_has_no_snapshot_path_and_starts_after_every_cold_start(tgi_app: dict) -> None:
+    assert tgi_app["enable_memory_snapshot"] is False and tgi_app["experimental_options"] == {}
+    assert tgi_app["enter_before_snapshot"] == []
+    assert tgi_app["enter_after_snapshot"] == ["start_engine", "wake_engine"]
+
+
+def test_the_vllm_image_pins_vllm_in_a_virtualenv_of_its_own(default_app: dict) -> None:
     image = default_app["image"]
-    assert image[0] == "FROM ghcr.io/huggingface/text-generation-inference:3.3.5"
+    assert image[0] == "FROM nvidia/cuda:12.8.1-devel-ubuntu22.04"
+    assert "RUN python -m venv /opt/vllm" in image and "RUN /opt/vllm/bin/pip install vllm==0.34.0" in image
+    assert "ENV TORCHINDUCTOR_COMPILE_THREADS=1" in image and "ENTRYPOINT []" in image
+    assert default_app["tgi_args"][:2] == ["/opt/vllm/bin/vllm", "serve"]
+    (proxy_install,) = [line for line in image if line.startswith("RUN python -m pip install")]
+    assert "'text-generation>=0.7'" in proxy_install and "vllm" not in proxy_install  # apart: their pins clash
+
+
+def test_image_is_the_pinned_tgi_image_with_its_entrypoint_cleared(tgi_app: dict, default_app: dict) -> None:
+    image = tgi_app["image"]
+    assert image[0] == "FROM ghcr.io/huggingface/text-generation-inference:3.3.7"
     assert "COPY /python/. /usr/local" in image  # our own Python, beside TGI's virtualenv
     assert "ENTRYPOINT []" in image
     (pip_install,) = [line for line in image if "pip install" in line]
@@ -82,8 +120,8 @@ def test_image_is_the_pinned_tgi_image_with_its_entrypoint_cleared(default_app: 
     assert all(path.endswith(".py") or "/static/" in path for path in uploaded)
 
 
-def test_tgi_gets_the_adapter_from_the_volume_on_loopback(default_app: dict) -> None:
-    assert default_app["tgi_args"] == [
+def test_tgi_gets_the_adapter_from_the_volume_on_loopback(tgi_app: dict) -> None:
+    assert tgi_app["tgi_args"] == [
         "text-generation-launcher",
         "--model-id", "Qwen/Qwen2.5-7B-Instruct",
         "--hostname", "127.0.0.1",
@@ -97,12 +135,13 @@ def test_tgi_gets_the_adapter_from_the_volume_on_loopback(default_app: dict) -> 
 
 def test_the_container_reads_the_knobs_the_deploy_read(default_app: dict) -> None:
     assert default_app["container_reads_same_config"] is True
-    assert any(secret.startswith("Secret.from_dict([DEPLOY_GPU") for secret in default_app["secrets"])
+    assert any(secret.startswith("Secret.from_dict([DEPLOY_ENGINE") for secret in default_app["secrets"])
 
 
 def test_deploy_time_knobs_change_the_app(tmp_path: Path) -> None:
     app = summarize_app(
         tmp_path,
+        engine="tgi",
         gpu="H100",
         tgi_version="3.3.4",
         scaledown_window="900",
@@ -130,9 +169,21 @@ def test_deploy_time_knobs_change_the_app(tmp_path: Path) -> None:
     assert app["container_reads_same_config"] is True
 
 
-def test_an_empty_adapter_path_serves_the_base_model_alone(tmp_path: Path) -> None:
-    app = summarize_app(tmp_path, adapter_path="")
-    assert "--lora-adapters" not in app["tgi_args"]
+def test_vllm_knobs_change_the_app(tmp_path: Path) -> None:
+    app = summarize_app(tmp_path, vllm_version="0.33.0", quantize="awq", gpu_memory_utilization="0.85",
+                        snapshot="false")  # fmt: skip
+    assert "RUN /opt/vllm/bin/pip install vllm==0.33.0" in app["image"]
+    args = app["tgi_args"]
+    assert args[args.index("--quantization") + 1] == "awq"
+    assert args[args.index("--gpu-memory-utilization") + 1] == "0.85"
+    assert "--enable-sleep-mode" not in args and app["enable_memory_snapshot"] is False
+    assert app["container_reads_same_config"] is True
+
+
+@pytest.mark.parametrize("engine", ["vllm", "tgi"])
+def test_an_empty_adapter_path_serves_the_base_model_alone(tmp_path: Path, engine: str) -> None:
+    app = summarize_app(tmp_path, adapter_path="", engine=engine)
+    assert "--lora-adapters" not in app["tgi_args"] and "--lora-modules" not in app["tgi_args"]
 
 
 @pytest.mark.parametrize(
@@ -141,6 +192,8 @@ def test_an_empty_adapter_path_serves_the_base_model_alone(tmp_path: Path) -> No
         ("max_inputs", "200", "max_inputs"),  # above TGI's --max-concurrent-requests
         ("adapter_path", "/tmp/adapter", "training-data volume"),
         ("quantize", "int3", "quantize"),
+        ("quantize", "eetq", "not one of vllm's"),  # a TGI quantization, on the default engine
+        ("engine", "sglang", "engine"),
         ("scaledown_window", "1", "scaledown_window"),
     ],
 )

@@ -16,11 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pydantic
 import pytest
 import uvicorn
 
 from adapters.errors import AdapterInvalid, AdapterNotFound
 from proxy.app import create_app
+from proxy.launcher.argv import build_launcher_args
 from proxy.launcher.process import (
     InferenceServer,
     InferenceServerError,
@@ -29,13 +31,14 @@ from proxy.launcher.process import (
     LaunchConfigError,
     ServerState,
 )
-from proxy.launcher.settings import LaunchSettings, build_child_env, build_launcher_args, proxy_settings_for
+from proxy.launcher.settings import LaunchSettings, build_child_env, proxy_settings_for
 from tests.support.chat_stream import stream_chat
 from tests.support.fixtures import REPO_ROOT
 from tests.support.servers import free_port
 
 BASE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 LOCALTGI = "python -m localtgi --engine scripted"
+LOCALVLLM = "python -m localvllm serve --engine scripted"
 
 
 def write_adapter(folder: Path, rank: int = 2, hidden: int = 576, base_model: str = BASE_MODEL) -> Path:
@@ -57,8 +60,8 @@ def write_adapter(folder: Path, rank: int = 2, hidden: int = 576, base_model: st
 
 @pytest.fixture(autouse=True)
 def no_tgi_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The tests set what they need; a TGI_* variable from the caller's shell must not leak in."""
-    for name in [name for name in os.environ if name.startswith("TGI_")]:
+    """The tests set what they need; a LAUNCH_* or TGI_* variable from the caller's shell must not leak in."""
+    for name in [name for name in os.environ if name.startswith(("TGI_", "LAUNCH_"))]:
         monkeypatch.delenv(name)
 
 
@@ -130,13 +133,17 @@ def test_without_an_adapter_tgi_serves_the_base_model_and_the_proxy_asks_for_it(
     settings = LaunchSettings(adapter_dir=None, port=3123)
     assert "--lora-adapters" not in build_launcher_args(settings)
     proxy = proxy_settings_for(settings)
-    assert proxy.tgi_url == "http://127.0.0.1:3123"
+    assert proxy.upstream_url == "http://127.0.0.1:3123"
     assert proxy.upstream_adapter_id is None
 
 
 def test_the_proxy_asks_tgi_for_the_adapter_it_was_launched_with() -> None:
     proxy = proxy_settings_for(LaunchSettings(adapter_name="therapist_v2", port=3124), port=9000)
-    assert (proxy.tgi_url, proxy.upstream_adapter_id, proxy.port) == ("http://127.0.0.1:3124", "therapist_v2", 9000)
+    assert (proxy.upstream_url, proxy.upstream_adapter_id, proxy.port) == (
+        "http://127.0.0.1:3124",
+        "therapist_v2",
+        9000,
+    )
 
 
 def test_settings_come_from_tgi_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,6 +155,41 @@ def test_settings_come_from_tgi_environment_variables(monkeypatch: pytest.Monkey
     assert args[args.index("--model-id") + 1] == "Qwen/Qwen2.5-3B-Instruct"
     assert args[args.index("--dtype") + 1] == "bfloat16"
     assert "--lora-adapters" not in args and "--max-input-tokens" not in args
+
+
+def test_launch_variables_win_over_their_earlier_tgi_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TGI_PORT", "3001")
+    monkeypatch.setenv("TGI_MODEL_ID", "Qwen/Qwen2.5-3B-Instruct")
+    monkeypatch.setenv("LAUNCH_PORT", "3002")
+    settings = LaunchSettings()
+    assert (settings.port, settings.model_id) == (3002, "Qwen/Qwen2.5-3B-Instruct")
+
+
+def test_vllm_arguments_are_vllm_serve_flags_with_the_adapter_as_a_lora_module() -> None:
+    settings = LaunchSettings(engine="vllm", quantize="awq", gpu_memory_utilization=0.9, enable_sleep_mode=True)
+    assert build_launcher_args(settings, adapter_rank=24) == [
+        "vllm", "serve", "Qwen/Qwen2.5-7B-Instruct",
+        "--host", "127.0.0.1",
+        "--port", "3000",
+        "--max-num-seqs", "128",
+        "--generation-config", "vllm",  # the proxy's sampling, not the model's generation_config.json
+        "--enable-lora", "--max-lora-rank", "32", "--lora-modules", "qwen_therapist_lora=/data/qwen_therapist_lora",
+        "--enable-sleep-mode",
+        "--max-model-len", "8192",
+        "--quantization", "awq",
+        "--gpu-memory-utilization", "0.9",
+    ]  # fmt: skip
+    assert build_child_env(settings, {})["VLLM_SERVER_DEV_MODE"] == "1"  # /sleep and /wake_up exist only with it
+    proxy = proxy_settings_for(settings)
+    assert (proxy.engine, proxy.upstream_url) == ("vllm", settings.url)
+    assert proxy.upstream_adapter_id == "qwen_therapist_lora"
+
+
+def test_quantization_is_checked_against_the_engines_choices() -> None:
+    with pytest.raises(pydantic.ValidationError, match="not one of vllm's"):
+        LaunchSettings(engine="vllm", quantize="eetq")  # TGI's, not vLLM's
+    with pytest.raises(pydantic.ValidationError, match="not one of tgi's"):
+        LaunchSettings(quantize="awq_marlin")
 
 
 @pytest.mark.parametrize(
@@ -244,6 +286,22 @@ def test_an_adapter_tgi_cannot_apply_asks_for_a_merge(tmp_path: Path) -> None:
     assert server.pid is None
 
 
+def test_vllm_serves_the_same_qwen3_adapter_as_it_is(tmp_path: Path) -> None:
+    # vLLM applies LoRA to Qwen3: no merge. It starts (and is told the adapter's rank), then serves.
+    qwen3_adapter = write_adapter(tmp_path / "qwen3_lora", hidden=4096, base_model="Qwen/Qwen3-8B")
+    settings = local_settings(qwen3_adapter, engine="vllm", model_id="Qwen/Qwen3-8B", command=LOCALVLLM)
+    server = InferenceServer(settings)
+    try:
+        server.start()
+        server.wait_until_ready()
+        models = httpx.get(f"{settings.url}/v1/models").json()["data"]
+    finally:
+        server.stop()
+    assert [(model["id"], model["parent"]) for model in models] == [
+        ("Qwen/Qwen3-8B", None), ("qwen_therapist_lora", "Qwen/Qwen3-8B")
+    ]  # fmt: skip
+
+
 def test_a_child_that_exits_while_loading_fails_with_its_last_output(adapter: Path) -> None:
     crash = "python -c \"print('CUDA out of memory'); raise SystemExit(3)\""
     server = InferenceServer(local_settings(adapter, command=crash))
@@ -267,7 +325,7 @@ def test_a_child_that_never_gets_healthy_is_stopped_at_the_deadline(adapter: Pat
 def test_a_taken_port_or_a_missing_launcher_is_a_config_error(adapter: Path, running_server: InferenceServer) -> None:
     with pytest.raises(LaunchConfigError, match="already in use"):
         InferenceServer(local_settings(adapter, port=running_server.settings.port)).start()
-    with pytest.raises(LaunchConfigError, match="TGI_COMMAND"):
+    with pytest.raises(LaunchConfigError, match="LAUNCH_COMMAND"):
         InferenceServer(local_settings(adapter, command="no-such-text-generation-launcher")).start()
 
 

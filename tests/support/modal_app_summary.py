@@ -15,10 +15,12 @@ import warnings
 
 import modal
 import modal._image
+from modal._partial_function import _find_partial_methods_for_user_cls, _PartialFunctionFlags
 from modal._utils.async_utils import synchronizer
 from modal_proto import api_pb2
 
-from proxy.launcher.settings import build_child_env, build_launcher_args
+from proxy.launcher.argv import build_launcher_args
+from proxy.launcher.settings import build_child_env
 
 
 def _nonlocals(loader) -> dict:
@@ -85,6 +87,12 @@ def summarize() -> dict:
         "timeout": info.timeout,
         "startup_timeout": info.startup_timeout,
         "max_inputs": info.concurrency_info.max_inputs,
+        "engine": modal_tgi.config.engine,
+        "enable_memory_snapshot": closure["enable_memory_snapshot"],
+        "experimental_options": closure["experimental_options"],
+        "enter_before_snapshot": enter_methods(modal_tgi.TherapistEndpoint, _PartialFunctionFlags.ENTER_PRE_SNAPSHOT),
+        "enter_after_snapshot": enter_methods(modal_tgi.TherapistEndpoint, _PartialFunctionFlags.ENTER_POST_SNAPSHOT),
+        "engine_env": {k: v for k, v in build_child_env(modal_tgi.launch_settings, {}).items() if k.startswith("VLLM")},
         "image": dockerfile_commands(function._spec.image),
         "local_python_sources": local_python_sources(function._spec.image),
         "uploaded_files": uploaded_files(function._spec.image),
@@ -93,6 +101,11 @@ def summarize() -> dict:
         "tgi_startup_deadline_s": modal_tgi.launch_settings.startup_timeout_s,
         "container_reads_same_config": _container_config(modal_tgi) == modal_tgi.config,
     }
+
+
+def enter_methods(cls, flag) -> list[str]:
+    """The class's @modal.enter methods that run before the memory snapshot (snap=True) or after it."""
+    return sorted(_find_partial_methods_for_user_cls(synchronizer._translate_in(cls)._user_cls, flag))
 
 
 def _container_config(modal_tgi):

@@ -92,13 +92,26 @@ def start_localtgi(
     return run_server(command, port, wait=wait, timeout=timeout, env=env or {}, log_file=None)
 
 
+def start_localvllm(
+    *args: str,
+    port: int | None = None,
+    wait: bool = True,
+    timeout: float = 30.0,
+    env: dict[str, str] | None = None,
+) -> contextlib.AbstractContextManager[str]:
+    """Run `python -m localvllm serve --port <port or a free one> *args`, as start_localtgi does localtgi."""
+    port = port or free_port()
+    command = [sys.executable, "-m", "localvllm", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
+    return run_server(command, port, wait=wait, timeout=timeout, env=env or {}, log_file=None)
+
+
 def start_proxy(tgi_url: str, log_file: Path | None = None, **settings) -> contextlib.AbstractContextManager[str]:
-    """Run `python -m proxy` in front of `tgi_url`; yields its base URL.
+    """Run `python -m proxy` in front of `tgi_url` (TGI's wire, unless `engine="vllm"`); yields its base URL.
 
     `settings` become PROXY_* environment variables; with `log_file`, the proxy's log (stderr)
     is written there instead of the test output. Waits for any answer: /health may rightly be 503.
     """
     port = free_port()
-    env = {"PROXY_TGI_URL": tgi_url, **{f"PROXY_{name.upper()}": str(value) for name, value in settings.items()}}
+    env = {"PROXY_UPSTREAM_URL": tgi_url, **{f"PROXY_{name.upper()}": str(value) for name, value in settings.items()}}
     command = [sys.executable, "-m", "proxy", "--port", str(port)]
     return run_server(command, port, wait=True, timeout=30.0, env=env, log_file=log_file)

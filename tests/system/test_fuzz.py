@@ -1,4 +1,5 @@
-"""Property-based fuzzing of the live HTTP API: a real `python -m proxy` in front of a real localtgi.
+"""Property-based fuzzing of the live HTTP API: a real `python -m proxy` in front of a real stand-in,
+over each engine's wire.
 
 Properties, for every generated request: never a 5xx (TGI is healthy here, so any 5xx is the
 proxy's fault), an answer within ANSWER_WITHIN_S, only the statuses in DOCUMENTED, and every 200
@@ -31,7 +32,8 @@ from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from localtgi.engines.scripted import predicted_text
 from tests.support.chat_stream import parse_event_stream
-from tests.support.servers import server_process, start_localtgi, start_proxy
+from tests.support.servers import server_process, start_proxy
+from tests.support.stack import start_upstream, upstream_args
 
 MAX_BODY_BYTES = 65_536
 PROXY_SETTINGS = {
@@ -99,10 +101,10 @@ def check_stream(response: httpx.Response) -> None:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
+def live(tmp_path_factory, engine):
     log_file = tmp_path_factory.mktemp("fuzz") / "proxy.log"
-    with start_localtgi("--lora-adapters", "qwen_therapist_lora", "--token-rate", "0") as tgi_url:
-        with start_proxy(tgi_url, log_file=log_file, **PROXY_SETTINGS) as proxy_url:
+    with start_upstream(engine, *upstream_args(engine, ["--token-rate", "0"])) as upstream_url:
+        with start_proxy(upstream_url, log_file=log_file, engine=engine, **PROXY_SETTINGS) as proxy_url:
             live = LiveProxy(proxy_url, log_file)
             yield live
             live.client.close()

@@ -16,11 +16,13 @@ CLIENTS = REPO_ROOT / "tests" / "clients"
 
 
 @pytest.fixture(scope="module")
-def local_stack():
-    """`make run ENGINE=scripted`, exactly as a developer runs it, stopped the way Ctrl-C does."""
+def local_stack(engine):
+    """`make run ENGINE=scripted UPSTREAM=<engine>`, exactly as a developer runs it, stopped the way
+    Ctrl-C does."""
     port, tgi_port = free_port(), free_port()
     process = subprocess.Popen(
-        ["make", "run", "ENGINE=scripted", f"PORT={port}", f"TGI_PORT={tgi_port}", "TOKEN_RATE=500"],
+        ["make", "run", "ENGINE=scripted", f"UPSTREAM={engine}", f"PORT={port}", f"UPSTREAM_PORT={tgi_port}",
+         "TOKEN_RATE=500"],  # fmt: skip
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -1,6 +1,7 @@
-"""Load: 200 concurrent streams through the proxy, half of them hanging up at random points.
+"""Load: 200 concurrent streams through the proxy, half of them hanging up at random points, over each
+engine's wire.
 
-localtgi's scripted engine paces each stream at TOKEN_RATE tokens/s and its reply depends only on
+The stand-in's scripted engine paces each stream at TOKEN_RATE tokens/s and its reply depends only on
 the seed, so every stream's tokens are known in advance. Afterwards: every completed stream has
 exactly its tokens, in order, and one final event; every hang-up cancelled its generation
 upstream; and the proxy's memory and open sockets are back where they were before the load.
@@ -22,7 +23,8 @@ import pytest
 
 from localtgi.engines.scripted import reply_tokens
 from tests.support.chat_stream import parse_event_stream
-from tests.support.servers import server_process, start_localtgi, start_proxy
+from tests.support.servers import server_process, start_proxy
+from tests.support.stack import Stack, start_upstream, upstream_args
 
 STREAMS = 200
 ROUNDS = 3  # after a warm-up round: memory that grows round after round is a leak
@@ -118,12 +120,12 @@ def metric(metrics_text: str, name: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory):
+def loaded(tmp_path_factory, engine):
     log_file = tmp_path_factory.mktemp("load") / "proxy.log"
-    tgi_args = ["--lora-adapters", "qwen_therapist_lora", "--token-rate", str(TOKEN_RATE)]
-    with start_localtgi(*tgi_args, "--max-concurrent-requests", "256") as tgi_url:
-        with start_proxy(tgi_url, log_file=log_file) as proxy_url:
-            yield tgi_url, proxy_url
+    extra = ["--token-rate", str(TOKEN_RATE)] + (["--max-concurrent-requests", "256"] if engine == "tgi" else [])
+    with start_upstream(engine, *upstream_args(engine, extra)) as upstream_url:
+        with start_proxy(upstream_url, log_file=log_file, engine=engine) as proxy_url:
+            yield Stack(upstream_url, proxy_url, engine)
 
 
 def check_round(round_plans: list[Plan], results: list[bytes | int]) -> tuple[int, int]:
@@ -146,9 +148,9 @@ def check_round(round_plans: list[Plan], results: list[bytes | int]) -> tuple[in
 
 
 def test_200_concurrent_streams_half_hanging_up(loaded):
-    tgi_url, proxy_url = loaded
+    proxy_url = loaded.proxy_url
     pid = server_process(proxy_url).pid
-    stats = lambda: httpx.get(f"{tgi_url}/_localtgi/stats").json()  # noqa: E731
+    stats = lambda: httpx.get(f"{loaded.admin_url}/stats").json()  # noqa: E731
     idle_sockets = open_sockets(pid)  # before any load: the listening socket and little else
 
     # Warm up with the same load, so the memory baseline holds imports, caches and allocator arenas.

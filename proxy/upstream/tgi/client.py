@@ -32,7 +32,7 @@ _DRAIN_S = 1.0
 
 class TGIClient:
     def __init__(self, settings: Settings, http: UpstreamHTTP | None = None) -> None:
-        self._http = http or UpstreamHTTP(settings, settings.tgi_url)
+        self._http = http or UpstreamHTTP(settings, settings.upstream_url)
         self._end_of_turn = settings.end_of_turn
         self._adapter_id = settings.upstream_adapter_id
         base = self._http.base_url
@@ -78,6 +78,10 @@ class TGIClient:
         except TRANSPORT_ERRORS:
             return UpstreamHealth.UNREACHABLE
         return UpstreamHealth.HEALTHY if status == 200 else UpstreamHealth.UNHEALTHY
+
+    async def check_setup(self) -> None:
+        """TGI cannot say: it lists no adapters, and answers an unknown adapter_id with its base model
+        (wire.md §5). A refusal from a TGI-compatible server is caught on the first request instead."""
 
     async def limits(self) -> ContextLimits | None:
         """From TGI's /info, read once; None while it cannot be had."""

@@ -1,42 +1,31 @@
-"""/stream_chat end to end: proxy and localtgi as real servers on loopback ports."""
+"""/stream_chat end to end: the proxy and the stand-in for each engine as real servers on loopback ports."""
 
 import json
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
 from tests.support.chat_stream import stream_chat
+from tests.support.direct import generate_direct
 
 
 @pytest.fixture(scope="module")
-def stack(stack_factory):
-    with stack_factory() as stack:
+def stack(stack_factory, engine):
+    with stack_factory(engine=engine) as stack:
         yield stack
-
-
-def generate_direct(stack, **parameters) -> dict:
-    """What localtgi itself answers on /generate, the reference the proxy's stream must match."""
-    body = {
-        "inputs": "any prompt: the scripted engine depends on seed and max_new_tokens only",
-        "parameters": parameters,
-    }
-    response = httpx.post(f"{stack.tgi_url}/generate", json=body, timeout=30)
-    response.raise_for_status()
-    return response.json()
 
 
 def test_stream_equals_direct_generation_including_multibyte(stack):
     # Find a seed whose reply has a non-ASCII character, so the check covers split UTF-8 tokens.
     for seed in range(100):
-        expected = generate_direct(stack, do_sample=True, temperature=0.7, top_p=0.9, seed=seed, max_new_tokens=48)
-        if any(ord(ch) > 127 for ch in expected["generated_text"]):
+        expected = generate_direct(stack, seed=seed, max_new_tokens=48).text
+        if any(ord(ch) > 127 for ch in expected):
             break
     else:
         pytest.fail("no scripted reply with a multi-byte character in 100 seeds")
     result = stream_chat(stack.proxy_url, {"message": "I feel anxious", "seed": seed, "max_tokens": 48})
     assert result.status == 200
-    assert result.text == expected["generated_text"]
+    assert result.text == expected
 
 
 def test_response_headers_and_framing(stack):
@@ -64,21 +53,19 @@ def test_length_finish_and_usage(stack):
 def test_model_ending_its_turn_is_stop_and_hides_the_end_token(stack):
     result = stream_chat(stack.proxy_url, {"message": "Hi", "max_tokens": 1000, "seed": 11})
     assert result.final["finish_reason"] == "stop"
-    direct = generate_direct(
-        stack, do_sample=True, temperature=0.7, top_p=0.9, seed=11, max_new_tokens=1000, details=True
-    )
-    assert direct["details"]["finish_reason"] == "eos_token"
-    assert direct["details"]["tokens"][-1]["special"] is True
-    assert result.text == direct["generated_text"]
-    assert result.final["usage"]["completion_tokens"] == direct["details"]["generated_tokens"]
+    direct = generate_direct(stack, seed=11, max_new_tokens=1000)
+    assert direct.finish_reason == "stop"
+    assert direct.ended_on_special_token in (True, None)  # TGI shows its EOS as a special token; vLLM never
+    assert result.text == direct.text
+    assert result.final["usage"]["completion_tokens"] == direct.completion_tokens
 
 
 def test_temperature_zero_is_greedy_and_deterministic(stack):
-    # TGI rejects temperature 0: the proxy must send do_sample=false instead, and seeds do not matter.
+    # TGI rejects temperature 0: the proxy must send do_sample=false instead (vLLM takes 0), and seeds do not matter.
     first = stream_chat(stack.proxy_url, {"message": "Hi", "temperature": 0, "max_tokens": 30, "seed": 1})
     second = stream_chat(stack.proxy_url, {"message": "Hi", "temperature": 0, "max_tokens": 30, "seed": 2})
     assert first.status == second.status == 200
-    assert first.text == second.text == generate_direct(stack, do_sample=False, max_new_tokens=30)["generated_text"]
+    assert first.text == second.text == generate_direct(stack, greedy=True, max_new_tokens=30).text
 
 
 def test_top_p_one_is_accepted(stack):
@@ -124,11 +111,11 @@ def tcp_states_towards(port: int) -> list[str]:
     return states
 
 
-def test_finished_streams_give_their_upstream_connection_back(stack_factory):
+def test_finished_streams_give_their_upstream_connection_back(stack_factory, engine):
     # A fresh stack: no other test's connections. Streams read to the end hand their connection to
-    # TGI back to the pool, so sequential streams share one; a connection closed after each stream
-    # would leave one TIME_WAIT socket (state 06) behind per stream on the proxy's side.
-    with stack_factory() as fresh:
+    # the server back to the pool, so sequential streams share one; a connection closed after each
+    # stream would leave one TIME_WAIT socket (state 06) behind per stream on the proxy's side.
+    with stack_factory(engine=engine) as fresh:
         tgi_port = urlsplit(fresh.tgi_url).port
         stream_chat(fresh.proxy_url, {"message": "hello", "max_tokens": 1})  # opens the pooled connection
         before = tcp_states_towards(tgi_port)

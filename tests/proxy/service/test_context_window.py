@@ -76,10 +76,10 @@ def test_a_message_that_alone_does_not_fit_is_refused(tokenizer):
 
 
 @pytest.fixture(scope="module")
-def small_context(stack_factory):
-    # localtgi with a small context: 400 tokens in all, prompts up to 300.
-    args = ["--max-input-tokens", "300", "--max-total-tokens", "400"]
-    with stack_factory(localtgi_args=args, proxy_settings={"system_prompt": "Be kind."}) as stack:
+def small_context(stack_factory, engine):
+    # A small context: 400 tokens in all (TGI: prompts up to 300; vLLM: max_model_len 400).
+    args = ["--max-input-tokens", "300", "--max-total-tokens", "400"] if engine == "tgi" else ["--max-model-len", "400"]
+    with stack_factory(localtgi_args=args, proxy_settings={"system_prompt": "Be kind."}, engine=engine) as stack:
         yield stack
 
 
@@ -107,7 +107,10 @@ def test_message_too_long_for_the_model_is_422_end_to_end(small_context):
 def test_short_conversations_are_untouched_end_to_end(small_context):
     result = stream_chat(small_context.proxy_url, {"message": "Hi", "max_tokens": 5, "seed": 1})
     assert result.status == 200 and "x-history-dropped" not in result.headers
-    assert httpx.get(f"{small_context.tgi_url}/info").json()["max_input_tokens"] == 300
+    if small_context.engine == "tgi":
+        assert httpx.get(f"{small_context.upstream_url}/info").json()["max_input_tokens"] == 300
+    else:
+        assert httpx.get(f"{small_context.upstream_url}/v1/models").json()["data"][0]["max_model_len"] == 400
 
 
 @pytest.mark.parametrize(
