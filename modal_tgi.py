@@ -41,7 +41,8 @@ VLLM_CACHE_DIR = "/root/.cache/vllm"  # vLLM's compilation cache, kept across co
 # >= 2, transformers 5) and the proxy's (text-generation wants huggingface-hub < 1) cannot share one.
 VLLM_VENV = "/opt/vllm"
 ENGINE_PORT = 3000
-SOURCE_FILES = ("**/*.py", "**/static/*")
+# Python sources, the chat page's files, and the crisis detector's model (no torch needed to run it).
+SOURCE_FILES = ("**/*.py", "**/static/*", "**/crisis/model/*")
 
 
 class DeployConfig(BaseSettings):
@@ -143,7 +144,7 @@ def engine_image(config: DeployConfig) -> modal.Image:
 image = (
     engine_image(config)
     .pip_install_from_pyproject(str(Path(__file__).parent / "pyproject.toml"))  # core deps, no local-model extras
-    # Python sources, and the chat page's files (Modal's default would leave everything else out).
+    # Python sources and the data files they read (Modal's default would leave everything else out).
     .add_local_python_source("proxy", "adapters", "therapist_client", ignore=~modal.FilePatternMatcher(*SOURCE_FILES))
 )
 

@@ -28,6 +28,8 @@ from proxy.launcher.process import InferenceServer
 from proxy.observability.health import HealthTracker
 from proxy.observability.metrics import ProxyMetrics
 from proxy.policies.control_tokens import ControlTokenGuard
+from proxy.policies.crisis.care import CrisisCare
+from proxy.policies.disclosure import DisclosureNotice, system_prompt_with_disclosure
 from proxy.policies.stream_slots import StreamSlots
 from proxy.service.chat_service import ChatService
 from proxy.service.chat_template import load_chat_template
@@ -51,8 +53,12 @@ def create_app(settings: Settings | None = None, inference_server: InferenceServ
         StreamSlots(settings.max_streams_per_key),
         ControlTokenGuard(tokenizer.added_tokens() if tokenizer else ()),
     ]
-    prompts = PromptBuilder(load_chat_template(settings.adapter_dir), settings.system_prompt, tokenizer)
-    service = ChatService(policies, prompts, upstream, health, metrics)
+    if settings.ai_disclosure_notice:
+        policies.append(DisclosureNotice(settings.ai_disclosure))
+    system_prompt = system_prompt_with_disclosure(settings.system_prompt, settings.ai_disclosure)
+    prompts = PromptBuilder(load_chat_template(settings.adapter_dir), system_prompt, tokenizer)
+    care = CrisisCare.from_settings(settings.safety_policy, settings.safety_region, settings.safety_resources_file)
+    service = ChatService(policies, prompts, upstream, health, metrics, care)
     logger.info("asking the inference server at %s for %s", settings.upstream_url, _adapter_wording(settings))
 
     @asynccontextmanager
@@ -75,7 +81,7 @@ def create_app(settings: Settings | None = None, inference_server: InferenceServ
     add_stream_chat(app, routes, settings, service, errors)
     add_openai(app, routes, settings, service, errors)
     add_operations(app, routes, settings, health, upstream, metrics)
-    add_page(app, routes)
+    add_page(app, routes, settings)
     return with_middleware(FastRoutes(routes, app), settings, metrics, routes, errors)
 
 

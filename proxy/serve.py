@@ -21,9 +21,13 @@ from proxy.app import create_app, freeze_startup_objects
 from proxy.launcher.process import FailureCallback, InferenceServer, InferenceServerError, InferenceServerStopped
 from proxy.launcher.settings import load_launch_settings, proxy_settings_for
 from proxy.observability.logs import configure_logging
+from proxy.policies.crisis.care import CrisisCareSetupError
 from proxy.settings import load_settings
 
 logger = logging.getLogger(__name__)
+
+# Settings that cannot work: logged as one line that says what to change, and the process exits 1.
+SETUP_ERRORS = (pydantic.ValidationError, AdapterError, FileNotFoundError, CrisisCareSetupError)
 
 # log_config=None keeps our JSON logging; our request log replaces the access log.
 UVICORN_OPTIONS = {
@@ -41,7 +45,7 @@ def serve(proxy_overrides: dict[str, Any]) -> int:
     try:
         settings = load_settings(**proxy_overrides)
         app = create_app(settings)
-    except (pydantic.ValidationError, AdapterError, FileNotFoundError) as exc:
+    except SETUP_ERRORS as exc:
         logger.error("cannot start: %s", exc)
         return 1
     freeze_startup_objects()
@@ -67,7 +71,7 @@ def serve_with_inference_server(proxy_overrides: dict[str, Any]) -> int:
         app = create_app(settings, inference_server=inference)
         server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, **UVICORN_OPTIONS))
         inference.start()
-    except (pydantic.ValidationError, AdapterError, FileNotFoundError, InferenceServerError) as exc:
+    except (*SETUP_ERRORS, InferenceServerError) as exc:
         logger.error("cannot start: %s", exc)
         return 1
 

@@ -10,12 +10,19 @@ from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Engine = Literal["tgi", "vllm"]
+SafetyPolicy = Literal["off", "annotate", "prepend", "block"]
 
+# Illinois (HB 1806) and Nevada (AB 406) forbid presenting an AI as a therapist: it is a companion.
 DEFAULT_SYSTEM_PROMPT = (
-    "You are a warm, compassionate therapist. Listen carefully, reflect the person's feelings back "
-    "to them, ask gentle open questions, and offer practical coping ideas. You are not a substitute "
-    "for emergency help: if someone may be in danger, encourage them to contact local emergency "
-    "services or a crisis line."
+    "You are a warm, supportive AI companion for people who want to talk through how they feel. "
+    "Listen carefully, reflect the person's feelings back to them, ask gentle open questions, and "
+    "offer everyday coping ideas. You are not a therapist or any other licensed professional, and "
+    "you do not diagnose or treat: when someone needs more than a conversation, encourage them to "
+    "reach a professional. If someone may be in danger, encourage them to contact a crisis line or "
+    "emergency services."
+)
+DEFAULT_AI_DISCLOSURE = (
+    "You are talking with an AI, not a person. It is not a therapist or any other licensed professional."
 )
 
 
@@ -71,6 +78,18 @@ class Settings(BaseSettings):
     health_timeout_s: PositiveFloat = 2.0
     retry_after_overloaded_s: PositiveInt = 1
     retry_after_unavailable_s: PositiveInt = 5
+
+    # Care for people in crisis (docs/safety.md, the published protocol).
+    #: off | annotate (flag only) | prepend (crisis resources first, then the reply) | block (only them)
+    safety_policy: SafetyPolicy = "prepend"
+    #: whose crisis lines the resources message gives (built in: US, CA, GB, ES, MX)
+    safety_region: str = "US"
+    #: a JSON file of regions, or of changed lines, for the resources message (docs/safety.md)
+    safety_resources_file: Path | None = None
+    #: what the person is told the model is: added to the system prompt, shown on the page
+    ai_disclosure: str = DEFAULT_AI_DISCLOSURE
+    #: also send the disclosure as the first text of every new conversation (empty history)
+    ai_disclosure_notice: bool = False
 
     host: str = Field(default="127.0.0.1", description="bind address for `python -m proxy`")
     port: int = Field(default=8000, ge=0, le=65535)

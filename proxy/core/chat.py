@@ -67,12 +67,27 @@ class Notice:
     text: str
 
 
+SafetyCategory = Literal["suicide", "self_harm", "harm_to_others", "abuse"]
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyVerdict:
+    """What the crisis detector made of a request (proxy/policies/crisis/)."""
+
+    flagged: bool
+    category: SafetyCategory | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {"flagged": self.flagged, "category": self.category}
+
+
 @dataclass(frozen=True, slots=True)
 class StreamEnd:
     finish_reason: FinishReason
     prompt_tokens: int | None  # None when the engine failed before reporting it, or was not called
     completion_tokens: int
     error: UpstreamError | None = None
+    safety: SafetyVerdict | None = None  # the crisis detector's, when it ran (set by the chat service)
 
 
 ChatEvent = str | Notice | StreamEnd

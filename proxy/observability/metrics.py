@@ -14,6 +14,7 @@ from prometheus_client import (
 # Modal's 150 s request limit, tokens every few ms (H100) to a few hundred ms (CPU).
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 INTER_TOKEN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0)
+SAFETY_CHECK_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25)
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 90.0, 120.0, 150.0, 300.0)
 
 
@@ -66,6 +67,28 @@ class ProxyMetrics:
         )
         self.upstream_errors = Counter(
             "proxy_upstream_errors", "Failures of the inference server, by type.", ["type"], registry=r
+        )
+        # The crisis detector (docs/safety.md). Counts only, never text: what SB 243's yearly report needs.
+        self.safety_flags = Counter(
+            "proxy_safety_flags",
+            "Requests the crisis detector flagged, by risk category and PROXY_SAFETY_POLICY.",
+            ["category", "policy"],
+            registry=r,
+        )
+        self.crisis_referrals = Counter(
+            "proxy_crisis_referrals",
+            "Crisis-resources messages sent (policies prepend and block), by risk category and policy.",
+            ["category", "policy"],
+            registry=r,
+        )
+        self.safety_check_seconds = Histogram(
+            "proxy_safety_check_seconds",
+            "Time the crisis detector took on one request (in a worker thread).",
+            buckets=SAFETY_CHECK_BUCKETS,
+            registry=r,
+        )
+        self.safety_errors = Counter(
+            "proxy_safety_errors", "Requests that went on unscreened because the detector failed.", registry=r
         )
         self.upstream_up = Gauge(
             "proxy_upstream_up",

@@ -35,6 +35,8 @@ class StreamRecord:
             fields["completion_tokens"] = self.end.completion_tokens
             if self.end.error is not None:
                 fields["error_type"] = self.end.error.kind
+            if self.end.safety is not None:  # the category only: no message text is ever logged
+                fields["safety"] = self.end.safety.category or "none"
         if self.client_left:
             fields["client_disconnected"] = True
         if self.history_dropped:

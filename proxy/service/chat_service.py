@@ -1,6 +1,7 @@
 """The chat service: one conversation in, events out, the same for every face and every engine.
 
     policies (slots, control tokens, ...) -> prompt (template, context fitting) -> upstream -> events
+                                          +-> crisis care (in a worker thread, while the upstream opens)
 
 Faces parse their wire format into a `ChatInput` and frame the events back out; nothing here knows
 either. Errors before the first event raise from `start()`; after it, the stream's `StreamEnd`
@@ -9,6 +10,8 @@ carries them.
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from typing import AsyncGenerator, NamedTuple, Sequence
 
 from proxy.core.chat import ChatEvent, ChatInput, Notice, StreamEnd
@@ -18,6 +21,7 @@ from proxy.observability.metrics import ProxyMetrics
 from proxy.observability.request_context import RequestContext
 from proxy.observability.stream_record import StreamRecord, recorded
 from proxy.policies import Admission, ChatPolicy
+from proxy.policies.crisis.care import CrisisCare, Screening
 from proxy.service.prompt import PromptBuilder
 from proxy.upstream import Upstream
 
@@ -35,8 +39,10 @@ class ChatService:
         upstream: Upstream,
         health: HealthTracker,
         metrics: ProxyMetrics,
+        crisis_care: CrisisCare | None = None,
     ) -> None:
         self._policies = policies
+        self._care = crisis_care
         self._prompts = prompts
         self._upstream = upstream
         self._health = health
@@ -44,20 +50,62 @@ class ChatService:
 
     async def start(self, chat: ChatInput, context: RequestContext) -> ChatStream:
         admission = Admission(chat, context.api_key_id)
+        screening: asyncio.Task[Screening] | None = None
         try:
             for policy in self._policies:
                 policy.admit(admission)
+            if self._care is not None and admission.model_needed:
+                screening = self._care.start(admission.chat)
+                if self._care.blocks:  # the verdict decides whether the model is asked at all
+                    outcome = await screening
+                    self._count(outcome)
+                    if outcome.referral is not None:
+                        admission.answer_without_model(outcome.referral)
             if admission.model_needed:
                 events, dropped = await self._generate(admission.chat)
+                if screening is not None:
+                    events = self._screened(screening, events)
                 if admission.notices:
                     events = _after_notices(admission.notices, events)
             else:
-                events, dropped = _notices_only(admission.notices), 0
+                events, dropped = _notices_only(admission.notices, screening), 0
         except BaseException:
+            if screening is not None:
+                screening.cancel()
             admission.close()
             raise
         record = context.stream_record = StreamRecord(started_at=context.started_at, history_dropped=dropped)
         return ChatStream(recorded(events, record, self._metrics, on_close=admission.close), dropped)
+
+    async def _screened(
+        self, screening: asyncio.Task[Screening], events: AsyncGenerator[ChatEvent, None]
+    ) -> AsyncGenerator[ChatEvent, None]:
+        """The model's events after the detector's verdict (in the final event). The detector ran while
+        the engine read the prompt, so the first token waits only for what it takes beyond that."""
+        try:
+            outcome = await screening
+            if not self._care.blocks:  # under block it was counted before the model was asked
+                self._count(outcome)
+                if outcome.referral is not None:
+                    yield outcome.referral
+            safety = outcome.verdict
+            async for event in events:
+                if type(event) is StreamEnd:
+                    event = replace(event, safety=safety)
+                yield event
+        finally:
+            screening.cancel()
+            await events.aclose()  # promptly: it closes the upstream connection
+
+    def _count(self, outcome: Screening) -> None:
+        policy, verdict, metrics = self._care.policy, outcome.verdict, self._metrics
+        metrics.safety_check_seconds.observe(outcome.seconds)
+        if outcome.failed:
+            metrics.safety_errors.inc()
+        if verdict.flagged:
+            metrics.safety_flags.labels(verdict.category, policy).inc()
+        if outcome.referral is not None:
+            metrics.crisis_referrals.labels(verdict.category, policy).inc()
 
     async def _generate(self, chat: ChatInput) -> tuple[AsyncGenerator[ChatEvent, None], int]:
         upstream = self._upstream
@@ -73,10 +121,12 @@ class ChatService:
         return events, prompt.dropped_turns
 
 
-async def _notices_only(notices: list[Notice]) -> AsyncGenerator[ChatEvent, None]:
+async def _notices_only(
+    notices: list[Notice], screening: asyncio.Task[Screening] | None
+) -> AsyncGenerator[ChatEvent, None]:
     for notice in notices:
         yield notice
-    yield StreamEnd("stop", None, 0)
+    yield StreamEnd("stop", None, 0, safety=screening.result().verdict if screening is not None else None)
 
 
 async def _after_notices(

@@ -113,11 +113,15 @@ def test_image_is_the_pinned_tgi_image_with_its_entrypoint_cleared(tgi_app: dict
     assert "'fastapi>=0.115'" in pip_install and "'tenacity>=8.2'" in pip_install
     assert "torch" not in pip_install  # the local-model extras stay out: TGI brings its own
     assert default_app["local_python_sources"] == ["proxy", "adapters", "therapist_client"]
-    # The chat page's files travel with the Python sources, and nothing but sources does.
+    # The chat page's files and the crisis detector's model travel with the Python sources, and
+    # nothing else does.
     uploaded = default_app["uploaded_files"]
     for name in ("index.html", "chat.js", "chat.css"):
         assert f"/root/proxy/faces/page/static/{name}" in uploaded
-    assert all(path.endswith(".py") or "/static/" in path for path in uploaded)
+    for name in ("risk-model.onnx", "risk-model.json", "tokenizer.json", "LICENSE", "NOTICE"):
+        assert f"/root/proxy/policies/crisis/model/{name}" in uploaded
+    assert all(path.endswith(".py") or "/static/" in path or "/crisis/model/" in path for path in uploaded)
+    assert "'onnxruntime>=1.18'" in pip_install
 
 
 def test_tgi_gets_the_adapter_from_the_volume_on_loopback(tgi_app: dict) -> None:

@@ -1,15 +1,18 @@
 """GET / and its two assets, served with a strict Content-Security-Policy: the page may load only its
 own script and style and talk only to this server, so it works offline and nothing injected runs.
-Public routes: the page itself needs no API key (it asks for one when the API does)."""
+Public routes: the page itself needs no API key (it asks for one when the API does). The page carries
+the operator's AI disclosure (PROXY_AI_DISCLOSURE), put in once at start-up."""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import Response
 
 from proxy.asgi.routing import Routes
+from proxy.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
 CONTENT_SECURITY_POLICY = (
@@ -29,10 +32,15 @@ _FILES = {  # route -> (file, media type)
 }
 
 
-def add_page(app: FastAPI, routes: Routes) -> None:
+DISCLOSURE_SLOT = "{{ ai_disclosure }}"
+
+
+def add_page(app: FastAPI, routes: Routes, settings: Settings) -> None:
     for path, (name, media_type) in _FILES.items():
         routes.add_public(path)
         body = (STATIC / name).read_bytes()  # read once, at start-up
+        if name == "index.html":
+            body = body.replace(DISCLOSURE_SLOT.encode(), html.escape(settings.ai_disclosure.strip()).encode())
         app.add_api_route(path, _serve(body, media_type), methods=["GET"], include_in_schema=False)
 
 

@@ -28,6 +28,8 @@ def final_payload(end: StreamEnd) -> dict:
     }
     if end.error is not None:
         payload["error"] = {"type": end.error.kind, "message": end.error.message}
+    if end.safety is not None:
+        payload["safety"] = end.safety.as_json()
     return payload
 
 
@@ -40,8 +42,8 @@ def frame_token(text: str) -> bytes:
 def frame_chat_event(event: ChatEvent) -> bytes:
     if type(event) is str:
         return frame_token(event)
-    if type(event) is Notice:  # the guide's clients show token text: a notice is text to them too
-        return frame_token(event.text)
+    if type(event) is Notice:  # the guide's clients show token text; `notice` lets the page show it apart
+        return frame({"token": event.text, "done": False, "notice": event.kind})
     return frame(final_payload(event))
 
 

@@ -138,6 +138,29 @@ def test_stop_cancels_the_generation_upstream(browser, stack):
     expect(page.get_by_role("button", name="Send")).to_be_enabled()
 
 
+def test_crisis_resources_show_as_a_card_of_their_own_before_the_reply(browser, stack):
+    _, proxy_url = stack
+    watched = open_page(browser, proxy_url, viewport={"width": 1200, "height": 800})
+    page = watched.page
+    send(page, "I can't take it anymore. I'm going to kill myself tonight.")
+    wait_until_done(page)
+    card = page.locator(".notice.resources")
+    expect(card).to_have_count(1)
+    expect(card).to_contain_text("Help is available")
+    expect(card).to_contain_text("988")
+    assert card.get_attribute("role") == "alert"
+    reply = last_reply(page).locator(".text").inner_text()
+    assert reply.strip() and "988" not in reply  # the model's reply is its own bubble, after the card
+    order = page.evaluate("[...document.querySelectorAll('#log > li')].map((item) => item.className)")
+    assert order == ["turn user", "notice resources", "turn assistant"]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "crisis-resources.png", full_page=True)
+    send(page, "thank you")
+    wait_until_done(page)
+    history = watched.chat_bodies()[-1]["conversation_history"]
+    assert history[1] == {"role": "assistant", "content": reply}  # the card is not the model's turn
+
+
 def test_at_phone_width_nothing_scrolls_sideways(browser, stack):
     _, proxy_url = stack
     page = open_page(browser, proxy_url, viewport={"width": 390, "height": 844}, is_mobile=True).page

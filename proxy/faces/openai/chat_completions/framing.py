@@ -3,7 +3,8 @@
 Stream: a first chunk with the assistant role, a chunk of `delta.content` per token, a last choice
 chunk with `finish_reason`, with `include_usage` a chunk with empty `choices` and the usage, then
 `data: [DONE]`. A failure after the first byte is an `{"error": {...}}` event (the openai SDK raises
-on it), then `[DONE]`. Pure functions and generators: no I/O.
+on it), then `[DONE]`. The crisis detector's verdict, when it ran, is the extension field `safety`
+of the last choice chunk and of the chat.completion object. Pure functions and generators: no I/O.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ def usage(end: StreamEnd) -> dict[str, int]:
     prompt = end.prompt_tokens or 0
     return {"prompt_tokens": prompt, "completion_tokens": end.completion_tokens,
             "total_tokens": prompt + end.completion_tokens}  # fmt: skip
+
+
+def safety_field(end: StreamEnd) -> dict[str, Any]:
+    return {} if end.safety is None else {"safety": end.safety.as_json()}
 
 
 def _data(payload: dict[str, Any]) -> bytes:
@@ -85,12 +90,13 @@ class CompletionChunks:
             "model": self.model,
             "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": end.finish_reason}],
             "usage": usage(end),
+            **safety_field(end),
         }
 
     def _last(self, end: StreamEnd) -> bytes:
         if end.error is not None:
             return _data({"error": error_object(end.error)}) + DONE
-        frames = _data(self._chunk([self._choice({}, end.finish_reason)]))
+        frames = _data(self._chunk([self._choice({}, end.finish_reason)], **safety_field(end)))
         if self.include_usage:
             frames += _data(self._chunk([], usage=usage(end)))
         return frames + DONE

@@ -4,7 +4,8 @@ Stream, each event `event: <type>` + `data: <json>` with a `sequence_number` fro
 response.created, response.in_progress, response.output_item.added, response.content_part.added,
 response.output_text.delta (one per token), response.output_text.done, response.content_part.done,
 response.output_item.done, then response.completed, or response.incomplete (the token limit), or,
-when the model failed mid-stream, response.failed right after the last delta.
+when the model failed mid-stream, response.failed right after the last delta. The crisis
+detector's verdict, when it ran, is the extension field `safety` of the final response object.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class ResponseBuilder:
             "truncation": "disabled",
             "usage": _usage(end) if end is not None else None,
             "metadata": {},
+            **({} if end is None or end.safety is None else {"safety": end.safety.as_json()}),
         }
 
     def message(self, status: str, text: str | None) -> dict[str, Any]:

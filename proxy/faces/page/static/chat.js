@@ -51,6 +51,22 @@ function addTurn(role, text) {
   return item;
 }
 
+// Text the service sends itself (crisis resources, the AI disclosure): a card of its own, before the reply,
+// never part of the model's turn in the history sent back.
+function addNotice(kind, reply) {
+  const item = document.createElement("li");
+  item.className = "notice " + (kind === "crisis_resources" ? "resources" : "disclosure-card");
+  item.setAttribute("role", kind === "crisis_resources" ? "alert" : "note");
+  const title = document.createElement("span");
+  title.className = "who";
+  title.textContent = kind === "crisis_resources" ? "Help is available" : "About this chat";
+  const body = document.createElement("span");
+  body.className = "text";
+  item.append(title, body);
+  log.insertBefore(item, reply);
+  return body;
+}
+
 function note(item, text) {
   const span = document.createElement("span");
   span.className = "note";
@@ -124,6 +140,7 @@ async function send(text) {
   controller = new AbortController();
   setStreaming(true);
   let finished = null;
+  const notices = {};
   try {
     const response = await fetch("stream_chat", {
       method: "POST",
@@ -141,7 +158,10 @@ async function send(text) {
       return;
     }
     await readEvents(response, (event) => {
-      if (!event.done) {
+      if (event.notice) {
+        const card = notices[event.notice] || (notices[event.notice] = addNotice(event.notice, reply));
+        card.textContent += event.token;
+      } else if (!event.done) {
         replyText.textContent += event.token;
         reply.scrollIntoView({ block: "end" });
       } else {
@@ -175,6 +195,7 @@ async function send(text) {
   if (mine !== conversation) return;
   history = sentHistory.concat({ role: "user", content: text });
   if (replyText.textContent.trim()) history.push({ role: "assistant", content: replyText.textContent });
+  else if (Object.keys(notices).length) reply.remove(); // the resources were the whole answer (policy block)
 }
 
 $("composer").addEventListener("submit", (event) => {
