@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 from adapters.basemodel import SMOLLM2_ID
+from proxy.policies.disclosure import system_prompt_with_disclosure
+from proxy.settings import DEFAULT_AI_DISCLOSURE
 from tests.support.servers import start_proxy
 from tests.support.stack import MODEL_NAME, start_upstream
 from therapist_client import stream_chat as checked_stream_chat
@@ -46,8 +48,9 @@ def test_the_real_model_streams_through_the_proxy_as_the_server_generates_it(rea
     engine, upstream_url, proxy_url = real_stack
     body = {"message": "I have been feeling stressed about work.", "max_tokens": MAX_TOKENS, "temperature": 0}
     report = checked_stream_chat(proxy_url, body, timeout=120)  # raises at any break of the contract
+    system = system_prompt_with_disclosure("Be kind.", DEFAULT_AI_DISCLOSURE)
     prompt = (
-        "<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nI have been feeling stressed about work."
+        f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\nI have been feeling stressed about work."
         "<|im_end|>\n<|im_start|>assistant\n"
     )
     assert report.text == direct_greedy(engine, upstream_url, prompt, MODEL_NAME)
