@@ -30,6 +30,8 @@ from proxy.launcher import sleep_mode
 from proxy.launcher.process import InferenceServer
 from proxy.launcher.settings import TGI_QUANTIZATIONS, VLLM_QUANTIZATIONS, LaunchSettings, proxy_settings_for
 from proxy.observability.logs import configure_logging
+from proxy.policies.drain import Drain
+from proxy.policies.in_flight import StreamsInFlight
 from therapist_client import print_summary, stream_chat
 
 APP_NAME = "therapist-streaming"
@@ -176,6 +178,7 @@ class TherapistEndpoint:
         """Start the server and wait for it; with snapshots, then warm it up and put it to sleep, and
         Modal snapshots the container at that point (this method never runs again on a restore)."""
         configure_logging()
+        self.drain = Drain(StreamsInFlight())  # SIGTERM's: the proxy's streams finish before the engine stops
         # A missing or broken adapter raises here, with the guide's "Model not found" message.
         self.engine = InferenceServer(launch_settings, on_failure=_exit_container)
         self.engine.start()
@@ -193,11 +196,14 @@ class TherapistEndpoint:
 
     @modal.exit()
     def stop_engine(self) -> None:
+        """On SIGTERM (a scale-down, a redeploy): drain the proxy (PROXY_DRAIN_TIMEOUT_S; see
+        proxy/policies/drain.py), then stop the engine the streams in flight were reading from."""
+        self.drain.run_from_thread(proxy_settings_for(self.engine.settings).drain_timeout_s)
         self.engine.stop()
 
     @modal.asgi_app(label=WEB_LABEL, requires_proxy_auth=config.requires_proxy_auth)
     def web(self):
-        app = create_app(proxy_settings_for(self.engine.settings), inference_server=self.engine)
+        app = create_app(proxy_settings_for(self.engine.settings), inference_server=self.engine, drain=self.drain)
         freeze_startup_objects()  # see docs/benchmarks.md: full GC passes stalled every stream
         return app
 

@@ -30,6 +30,9 @@ from proxy.observability.metrics import ProxyMetrics
 from proxy.policies.control_tokens import ControlTokenGuard
 from proxy.policies.crisis.care import CrisisCare
 from proxy.policies.disclosure import DisclosureNotice, system_prompt_with_disclosure
+from proxy.policies.drain import Drain
+from proxy.policies.in_flight import StreamsInFlight
+from proxy.policies.load_shedding import LoadShedder, LoopLag
 from proxy.policies.stream_slots import StreamSlots
 from proxy.service.chat_service import ChatService
 from proxy.service.chat_template import load_chat_template
@@ -41,15 +44,23 @@ from proxy.upstream.engines import build_upstream
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, inference_server: InferenceServer | None = None) -> ASGIApp:
+def create_app(
+    settings: Settings | None = None, inference_server: InferenceServer | None = None, drain: Drain | None = None
+) -> ASGIApp:
     """`inference_server`: the child we launched, if any; /health follows its state, and shutting
-    the app down stops it (nothing can use it after that)."""
+    the app down stops it (nothing can use it after that). `drain`: what the server runs on SIGTERM
+    (proxy/serve.py); /health and new streams follow it."""
     settings = settings or load_settings()
+    drain = drain or Drain(StreamsInFlight())
+    loop_lag = LoopLag() if settings.max_loop_lag_ms else None
     metrics = ProxyMetrics()
     upstream = build_upstream(settings)
-    health = HealthTracker(upstream, inference_server)
+    health = HealthTracker(upstream, inference_server, drain)
     tokenizer = load_prompt_tokenizer(settings.tokenizer_path, settings.adapter_dir)
     policies = [
+        drain,  # first: once draining, nothing else needs to look at the request
+        LoadShedder(drain.in_flight, settings.max_streams, loop_lag, settings.max_loop_lag_ms / 1000),
+        drain.in_flight,
         StreamSlots(settings.max_streams_per_key),
         ControlTokenGuard(tokenizer.added_tokens() if tokenizer else ()),
     ]
@@ -58,7 +69,7 @@ def create_app(settings: Settings | None = None, inference_server: InferenceServ
     system_prompt = system_prompt_with_disclosure(settings.system_prompt, settings.ai_disclosure)
     prompts = PromptBuilder(load_chat_template(settings.adapter_dir), system_prompt, tokenizer)
     care = CrisisCare.from_settings(settings.safety_policy, settings.safety_region, settings.safety_resources_file)
-    service = ChatService(policies, prompts, upstream, health, metrics, care)
+    service = ChatService(policies, prompts, upstream, health, metrics, care, drain)
     logger.info("asking the inference server at %s for %s", settings.upstream_url, _adapter_wording(settings))
 
     @asynccontextmanager
@@ -66,10 +77,13 @@ def create_app(settings: Settings | None = None, inference_server: InferenceServ
         # One health check at start-up: a server set up otherwise than these settings is found and
         # logged now (where it can tell: vLLM lists its adapters), not at the first request.
         startup_check = asyncio.create_task(health.check())
+        watching = asyncio.create_task(loop_lag.watch()) if loop_lag is not None else None
         try:
             yield
         finally:
             startup_check.cancel()
+            if watching is not None:
+                watching.cancel()
             await upstream.aclose()
             if inference_server is not None:
                 await asyncio.to_thread(inference_server.stop)

@@ -4,17 +4,23 @@ inference server it launches (`--launch`), the two as one unit.
 With `--launch` the child starts first, so a bad adapter or a taken port fails before anything
 listens. The proxy then serves at once (/health says `loading` until the model is ready), and the
 process ends with status 1 when the child dies or never gets healthy, so whatever runs us (a
-container platform, a terminal) sees the pair as failed. Ctrl-C or SIGTERM stops both.
+container platform, a terminal) sees the pair as failed. Ctrl-C stops both at once; SIGTERM (what a
+platform sends) drains first: the streams in flight finish, for up to PROXY_DRAIN_TIMEOUT_S.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+import socket
 import threading
+from types import FrameType
 from typing import Any
 
 import pydantic
 import uvicorn
+from starlette.types import ASGIApp
 
 from adapters.errors import AdapterError
 from proxy.app import create_app, freeze_startup_objects
@@ -22,7 +28,9 @@ from proxy.launcher.process import FailureCallback, InferenceServer, InferenceSe
 from proxy.launcher.settings import load_launch_settings, proxy_settings_for
 from proxy.observability.logs import configure_logging
 from proxy.policies.crisis.care import CrisisCareSetupError
-from proxy.settings import load_settings
+from proxy.policies.drain import Drain
+from proxy.policies.in_flight import StreamsInFlight
+from proxy.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
 
@@ -39,17 +47,50 @@ UVICORN_OPTIONS = {
 }
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn, except that the first SIGTERM drains (proxy/policies/drain.py) before the shutdown
+    starts: uvicorn's own would close the listening socket at once, so /health could not say so."""
+
+    def __init__(self, config: uvicorn.Config, drain: Drain, grace_s: float) -> None:
+        super().__init__(config)
+        self._drain = drain
+        self._grace_s = grace_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drain_started = False
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGTERM and self.started and not self._drain_started and self._loop is not None:
+            self._drain_started = True  # a second SIGTERM, or Ctrl-C, stops at once
+            self._loop.call_soon_threadsafe(self._start_drain, sig, frame)
+            return
+        super().handle_exit(sig, frame)
+
+    def _start_drain(self, sig: int, frame: FrameType | None) -> None:
+        drained = self._loop.create_task(self._drain.run(self._grace_s))
+        drained.add_done_callback(lambda _: super(DrainingServer, self).handle_exit(sig, frame))
+
+
+def _server(app: ASGIApp, settings: Settings, drain: Drain) -> DrainingServer:
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, **UVICORN_OPTIONS)
+    return DrainingServer(config, drain, settings.drain_timeout_s)
+
+
 def serve(proxy_overrides: dict[str, Any]) -> int:
     """The proxy alone; exit status 1 when its settings or the adapter cannot work."""
     configure_logging()
     try:
         settings = load_settings(**proxy_overrides)
-        app = create_app(settings)
+        drain = Drain(StreamsInFlight())
+        server = _server(create_app(settings, drain=drain), settings, drain)
     except SETUP_ERRORS as exc:
         logger.error("cannot start: %s", exc)
         return 1
     freeze_startup_objects()
-    uvicorn.run(app, host=settings.host, port=settings.port, **UVICORN_OPTIONS)
+    server.run()
     return 0
 
 
@@ -68,8 +109,8 @@ def serve_with_inference_server(proxy_overrides: dict[str, Any]) -> int:
         launch = load_launch_settings()
         settings = proxy_settings_for(launch, **proxy_overrides)
         inference = InferenceServer(launch, on_failure=stop_serving)
-        app = create_app(settings, inference_server=inference)
-        server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, **UVICORN_OPTIONS))
+        drain = Drain(StreamsInFlight())
+        server = _server(create_app(settings, inference_server=inference, drain=drain), settings, drain)
         inference.start()
     except (*SETUP_ERRORS, InferenceServerError) as exc:
         logger.error("cannot start: %s", exc)

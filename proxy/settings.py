@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt
+from pydantic import AliasChoices, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Engine = Literal["tgi", "vllm"]
@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     health_timeout_s: PositiveFloat = 2.0
     retry_after_overloaded_s: PositiveInt = 1
     retry_after_unavailable_s: PositiveInt = 5
+    #: load shedding: new streams get 429 past this many open streams, or while the event loop runs
+    #: later than this (0 turns the lag check off)
+    max_streams: PositiveInt = 1024
+    max_loop_lag_ms: NonNegativeFloat = 100.0
+    #: after SIGTERM, how long streams in flight may take to finish before they end with a restart error
+    drain_timeout_s: NonNegativeFloat = 20.0
 
     # Care for people in crisis (docs/safety.md, the published protocol).
     #: off | annotate (flag only) | prepend (crisis resources first, then the reply) | block (only them)

@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from proxy.asgi.error_statuses import status_of
 from proxy.asgi.routing import route_path
 from proxy.core.errors import InvalidRequest, MethodNotAllowed, ProxyError, RouteNotFound
+from proxy.observability.request_context import RequestContext
 from proxy.settings import Settings
 
 ErrorRenderer = Callable[[ProxyError], dict[str, Any]]
@@ -45,6 +46,7 @@ class ErrorResponder:
         self._renderers.sort(key=lambda entry: len(entry[0]), reverse=True)
 
     def response(self, error: ProxyError, scope: Scope, headers: dict[str, str] | None = None) -> JSONResponse:
+        RequestContext.of(scope).error = error  # for the request log
         found = status_of(error)
         headers = {**dict(found.headers), **(headers or {})}
         if found.retry_after is not None:

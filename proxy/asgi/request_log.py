@@ -12,6 +12,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from proxy.core.errors import ProxyOverloaded, ServiceUnavailable
 from proxy.observability.logs import REQUEST_LOGGER
 from proxy.observability.metrics import ProxyMetrics
 from proxy.observability.request_context import RequestContext
@@ -77,6 +78,13 @@ class RequestLogMiddleware:
             "status": status,
             "duration_ms": round(duration_s * 1000, 1),
         }
+        error = context.error
+        if error is not None:
+            fields["error_type"] = error.kind
+            if isinstance(error, ServiceUnavailable):  # refused by the proxy itself: why, for the metric too
+                reason = error.reason if isinstance(error, ProxyOverloaded) else error.kind
+                fields["shed_reason"] = reason
+                self.metrics.requests_shed.labels(reason).inc()
         stream = context.stream_record
         if stream is not None:
             fields.update(stream.log_fields())

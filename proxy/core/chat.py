@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from proxy.core.errors import UpstreamError
+from proxy.core.errors import ProxyError
 
 Role = Literal["system", "user", "assistant"]
 
@@ -86,7 +86,7 @@ class StreamEnd:
     finish_reason: FinishReason
     prompt_tokens: int | None  # None when the engine failed before reporting it, or was not called
     completion_tokens: int
-    error: UpstreamError | None = None
+    error: ProxyError | None = None  # an UpstreamError, or ShuttingDown when a drain ended the stream
     safety: SafetyVerdict | None = None  # the crisis detector's, when it ran (set by the chat service)
 
 

@@ -13,6 +13,9 @@
     │   ├── PromptTooLong              the latest message alone does not fit in the context
     │   ├── ChatTemplateError          the chat template refused the conversation
     │   └── TooManyStreams             this API key's stream slots are all taken
+├── ServiceUnavailable             this proxy takes no new stream now; later, or another replica, will
+│   ├── ShuttingDown               it is draining on SIGTERM: finishing the streams in flight, then exiting
+│   └── ProxyOverloaded            it is saturated (too many streams, its event loop running late)
     └── UpstreamError                  the inference server gave no usable answer
         ├── UpstreamUnavailable        unreachable, or still loading its model
         ├── UpstreamMisconfigured      set up otherwise than the proxy's settings say (an operator's fix)
@@ -131,6 +134,33 @@ class TooManyStreams(ClientError):
     """This API key already has as many streams open as it may."""
 
     kind = "too_many_streams"
+
+
+class ServiceUnavailable(ProxyError):
+    """This proxy cannot take the request now; the same request will succeed later or elsewhere."""
+
+    kind = "service_unavailable"
+
+
+class ShuttingDown(ServiceUnavailable):
+    """SIGTERM came (a scale-down, a redeploy): no new streams, and streams still open at the end of the
+    grace period end with this error in their final event."""
+
+    kind = "shutting_down"
+
+    def __init__(self, message: str = "the server is restarting: send the request again in a few seconds") -> None:
+        super().__init__(message)
+
+
+class ProxyOverloaded(ServiceUnavailable):
+    """This proxy is as busy as it can be and keep its streams' pace; `reason` says by which measure
+    ("streams" or "event_loop_lag"), for the request log and the shed-requests metric."""
+
+    kind = "proxy_overloaded"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{message}: retry shortly")
+        self.reason = reason
 
 
 class UpstreamError(ProxyError):

@@ -8,9 +8,12 @@ from dataclasses import dataclass
 
 from proxy.core.errors import UpstreamMisconfigured
 from proxy.launcher.process import InferenceServer, ServerState
+from proxy.policies.drain import Drain
 from proxy.upstream import Upstream, UpstreamHealth
 
 logger = logging.getLogger(__name__)
+
+SHUTTING_DOWN = "shutting down: finishing the streams in flight, taking no new ones"
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,8 +23,11 @@ class Health:
 
 
 class HealthTracker:
-    def __init__(self, upstream: Upstream, inference_server: InferenceServer | None = None) -> None:
+    def __init__(
+        self, upstream: Upstream, inference_server: InferenceServer | None = None, drain: Drain | None = None
+    ) -> None:
         self._upstream = upstream
+        self._drain = drain
         self._inference_server = inference_server  # set when we launched the inference server ourselves
         self._seen_healthy = False
         self._setup_checked = False
@@ -40,6 +46,11 @@ class HealthTracker:
         self._misconfiguration = error
 
     async def check(self) -> Health:
+        if self._drain is not None and self._drain.draining:  # so the platform routes new conversations elsewhere
+            return Health("unhealthy", SHUTTING_DOWN)
+        return await self._shared_check()
+
+    async def _shared_check(self) -> Health:
         """Callers that come while a check is running share its answer: one probe of the server, however
         many pollers ask (and the start-up check), not one connection each."""
         if self._checking is None or self._checking.done():

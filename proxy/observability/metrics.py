@@ -68,6 +68,12 @@ class ProxyMetrics:
         self.upstream_errors = Counter(
             "proxy_upstream_errors", "Failures of the inference server, by type.", ["type"], registry=r
         )
+        self.requests_shed = Counter(
+            "proxy_requests_shed",
+            "New streams this proxy refused itself: saturated (streams, event_loop_lag) or shutting_down.",
+            ["reason"],
+            registry=r,
+        )
         # The crisis detector (docs/safety.md). Counts only, never text: what SB 243's yearly report needs.
         self.safety_flags = Counter(
             "proxy_safety_flags",

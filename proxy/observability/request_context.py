@@ -13,6 +13,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from proxy.core.errors import ProxyError
 from proxy.observability.stream_record import StreamRecord
 
 Scope = MutableMapping[str, Any]  # an ASGI scope, named without importing an ASGI framework
@@ -26,6 +27,7 @@ class RequestContext:
     started_at: float = field(default_factory=time.perf_counter)  # perf_counter() at arrival
     api_key_id: str | None = None  # first 8 hex digits of the key's digest; None when keys are off
     stream_record: StreamRecord | None = None  # set once a chat stream starts
+    error: ProxyError | None = None  # what the request was answered with instead, if anything
 
     @staticmethod
     def of(scope: Scope) -> RequestContext:

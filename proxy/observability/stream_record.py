@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import AsyncGenerator, Callable
 
 from proxy.core.chat import ChatEvent, StreamEnd
+from proxy.core.errors import UpstreamError
 from proxy.observability.metrics import ProxyMetrics
 
 
@@ -88,5 +89,5 @@ def _observe(record: StreamRecord, metrics: ProxyMetrics) -> None:
     metrics.generated_tokens.inc(end.completion_tokens)
     if end.prompt_tokens is not None:
         metrics.prompt_tokens.inc(end.prompt_tokens)
-    if end.error is not None:
+    if isinstance(end.error, UpstreamError):  # not a drain's ShuttingDown: the engine was fine
         metrics.upstream_errors.labels(end.error.kind).inc()

@@ -15,13 +15,14 @@ from dataclasses import replace
 from typing import AsyncGenerator, NamedTuple, Sequence
 
 from proxy.core.chat import ChatEvent, ChatInput, Notice, StreamEnd
-from proxy.core.errors import UpstreamError, UpstreamMisconfigured
+from proxy.core.errors import ShuttingDown, UpstreamError, UpstreamMisconfigured
 from proxy.observability.health import HealthTracker
 from proxy.observability.metrics import ProxyMetrics
 from proxy.observability.request_context import RequestContext
 from proxy.observability.stream_record import StreamRecord, recorded
 from proxy.policies import Admission, ChatPolicy
 from proxy.policies.crisis.care import CrisisCare, Screening
+from proxy.policies.drain import Drain
 from proxy.service.prompt import PromptBuilder
 from proxy.upstream import Upstream
 
@@ -40,9 +41,11 @@ class ChatService:
         health: HealthTracker,
         metrics: ProxyMetrics,
         crisis_care: CrisisCare | None = None,
+        drain: Drain | None = None,
     ) -> None:
         self._policies = policies
         self._care = crisis_care
+        self._drain = drain
         self._prompts = prompts
         self._upstream = upstream
         self._health = health
@@ -63,8 +66,8 @@ class ChatService:
                         admission.answer_without_model(outcome.referral)
             if admission.model_needed:
                 events, dropped = await self._generate(admission.chat)
-                if screening is not None:
-                    events = self._screened(screening, events)
+                if screening is not None or self._drain is not None:
+                    events = self._served(events, screening)
                 if admission.notices:
                     events = _after_notices(admission.notices, events)
             else:
@@ -77,24 +80,33 @@ class ChatService:
         record = context.stream_record = StreamRecord(started_at=context.started_at, history_dropped=dropped)
         return ChatStream(recorded(events, record, self._metrics, on_close=admission.close), dropped)
 
-    async def _screened(
-        self, screening: asyncio.Task[Screening], events: AsyncGenerator[ChatEvent, None]
+    async def _served(
+        self, events: AsyncGenerator[ChatEvent, None], screening: asyncio.Task[Screening] | None
     ) -> AsyncGenerator[ChatEvent, None]:
-        """The model's events after the detector's verdict (in the final event). The detector ran while
-        the engine read the prompt, so the first token waits only for what it takes beyond that."""
+        """The model's events, after the detector's verdict (in the final event) when it ran, until a
+        drain's grace is over. The detector ran while the engine read the prompt, so the first token
+        waits only for what it takes beyond that."""
+        safety, drain, tokens = None, self._drain, 0
         try:
-            outcome = await screening
-            if not self._care.blocks:  # under block it was counted before the model was asked
-                self._count(outcome)
-                if outcome.referral is not None:
-                    yield outcome.referral
-            safety = outcome.verdict
+            if screening is not None:
+                outcome = await screening
+                if not self._care.blocks:  # under block it was counted before the model was asked
+                    self._count(outcome)
+                    if outcome.referral is not None:
+                        yield outcome.referral
+                safety = outcome.verdict
             async for event in events:
-                if type(event) is StreamEnd:
+                if drain is not None and drain.cutting:
+                    yield StreamEnd("error", None, tokens, error=ShuttingDown(), safety=safety)
+                    return
+                if type(event) is str:
+                    tokens += 1
+                elif type(event) is StreamEnd and safety is not None:
                     event = replace(event, safety=safety)
                 yield event
         finally:
-            screening.cancel()
+            if screening is not None:
+                screening.cancel()
             await events.aclose()  # promptly: it closes the upstream connection
 
     def _count(self, outcome: Screening) -> None:

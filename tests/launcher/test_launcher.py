@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -421,6 +422,82 @@ def test_supervisor_refuses_to_start_without_the_adapter(supervisor_factory, tmp
     supervisor = supervisor_factory(tmp_path / "qwen_therapist_lora")
     assert supervisor.wait() == 1
     assert any("Model not found at" in line and "modal volume ls training-data" in line for line in supervisor.lines)
+
+
+# --- draining on SIGTERM (a scale-down, a redeploy) ---------------------------------------------------
+
+DRAIN_STREAMS = 50
+
+
+def start_streams(url: str, max_tokens: int) -> tuple[concurrent.futures.ThreadPoolExecutor, list]:
+    """DRAIN_STREAMS conversations at once, each read whole (strictly: a frame cut short fails it)."""
+    pool = concurrent.futures.ThreadPoolExecutor(DRAIN_STREAMS)
+    body = {"message": "I feel anxious", "max_tokens": max_tokens}
+    replies = [pool.submit(stream_chat, url, body) for _ in range(DRAIN_STREAMS)]
+    wait_for(lambda: streams_in_flight(url) == DRAIN_STREAMS, f"{DRAIN_STREAMS} streams in flight")
+    return pool, replies
+
+
+def streams_in_flight(url: str) -> float:
+    found = re.search(r"^proxy_streams_in_flight (\S+)$", httpx.get(f"{url}/metrics").text, re.MULTILINE)
+    return float(found[1])
+
+
+def assert_refused_while_draining(url: str) -> None:
+    health = httpx.get(f"{url}/health")
+    assert health.status_code == 503 and health.json()["status"] == "unhealthy"
+    assert "shutting down" in health.json()["detail"]
+    refused = stream_chat(url, {"message": "hello"})
+    assert refused.status == 503 and refused.headers["retry-after"] == "5"
+    assert "restarting" in json.loads(refused.body)["detail"]
+    chat = {"model": "qwen_therapist_lora", "messages": [{"role": "user", "content": "hello"}], "stream": True}
+    refused = httpx.post(f"{url}/v1/chat/completions", json=chat)
+    assert refused.status_code == 503 and refused.json()["error"]["code"] == "shutting_down"
+
+
+def test_sigterm_lets_the_streams_in_flight_finish_and_refuses_new_ones(supervisor_factory, adapter) -> None:
+    # 40 tokens at 20 tokens/s: each stream needs about 2 s, well inside the 10 s grace.
+    supervisor = supervisor_factory(adapter, TGI_COMMAND=f"{LOCALTGI} --token-rate 20", PROXY_DRAIN_TIMEOUT_S="10")
+    url = supervisor.url
+    wait_for(lambda: httpx.get(f"{url}/health").status_code == 200, "a healthy proxy")
+    pool, replies = start_streams(url, max_tokens=40)
+
+    signalled = time.monotonic()
+    supervisor.process.send_signal(signal.SIGTERM)
+    wait_for(lambda: httpx.get(f"{url}/health").status_code == 503, "/health turning unhealthy", timeout=2)
+    assert_refused_while_draining(url)
+
+    for reply in (future.result(timeout=20) for future in replies):
+        assert reply.status == 200
+        assert reply.final["done"] is True and "error" not in reply.final and reply.text
+        assert reply.final["finish_reason"] == "stop" or reply.final["usage"]["completion_tokens"] == 40
+    pool.shutdown()
+    assert supervisor.wait() == -signal.SIGTERM
+    assert time.monotonic() - signalled < 10 + 2
+    assert any("drained in" in line and "(0 streams cut" in line for line in supervisor.lines)
+
+
+def test_streams_still_open_at_the_end_of_the_grace_end_with_a_restart_error(supervisor_factory, adapter) -> None:
+    # Every scripted reply has at least 20 tokens: 2 s at 10 tokens/s, against a grace of 0.5 s.
+    supervisor = supervisor_factory(adapter, TGI_COMMAND=f"{LOCALTGI} --token-rate 10", PROXY_DRAIN_TIMEOUT_S="0.5")
+    url = supervisor.url
+    wait_for(lambda: httpx.get(f"{url}/health").status_code == 200, "a healthy proxy")
+    pool, replies = start_streams(url, max_tokens=400)
+
+    signalled = time.monotonic()
+    supervisor.process.send_signal(signal.SIGTERM)
+    wait_for(lambda: httpx.get(f"{url}/health").status_code == 503, "/health turning unhealthy", timeout=2)
+    assert_refused_while_draining(url)
+
+    for reply in (future.result(timeout=20) for future in replies):
+        assert reply.status == 200  # and every frame whole: stream_chat parses strictly
+        assert reply.final["done"] is True and reply.final["finish_reason"] == "error"
+        assert reply.final["error"]["type"] == "shutting_down" and "restarting" in reply.final["error"]["message"]
+        assert 0 < reply.final["usage"]["completion_tokens"] == len(reply.events) - 1
+    pool.shutdown()
+    assert supervisor.wait() == -signal.SIGTERM
+    assert time.monotonic() - signalled < 0.5 + 2
+    assert any("drained in" in line and f"({DRAIN_STREAMS} streams cut" in line for line in supervisor.lines)
 
 
 # --- helpers ------------------------------------------------------------------------------------------

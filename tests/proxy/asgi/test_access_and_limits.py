@@ -96,6 +96,34 @@ def test_streams_per_key_are_capped_with_429_and_retry_after(secured):
     assert again.status == 200
 
 
+def test_past_the_proxys_stream_cap_new_streams_are_shed_with_429_on_every_face(tmp_path):
+    log_file = tmp_path / "proxy.log"
+    slow = {"message": "Tell me everything", "max_tokens": 200, "seed": 2}
+    chat = {"model": "qwen_therapist_lora", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with start_localtgi("--lora-adapters", "qwen_therapist_lora", "--token-rate", "40") as tgi_url:
+        with start_proxy(tgi_url, log_file=log_file, max_streams=2) as proxy_url:
+            with (
+                httpx.stream("POST", f"{proxy_url}/stream_chat", json=slow) as first,
+                httpx.stream("POST", f"{proxy_url}/stream_chat", json=slow) as second,
+            ):
+                assert first.status_code == second.status_code == 200
+                shed = stream_chat(proxy_url, BODY)
+                assert shed.status == 429 and shed.headers["retry-after"] == "1"
+                assert "2 streams are open" in json.loads(shed.body)["detail"]
+                shed_v1 = httpx.post(f"{proxy_url}/v1/chat/completions", json=chat)
+                assert shed_v1.status_code == 429 and shed_v1.json()["error"]["code"] == "proxy_overloaded"
+                metrics = httpx.get(f"{proxy_url}/metrics").text
+            assert 'proxy_requests_shed_total{reason="streams"} 2.0' in metrics
+            deadline = time.monotonic() + 5  # the streams above are closed: room again
+            while (again := stream_chat(proxy_url, BODY)).status == 429 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert again.status == 200
+    shed_lines = [json.loads(line) for line in log_file.read_text().splitlines() if '"shed_reason"' in line]
+    assert [(line["status"], line["shed_reason"], line["error_type"]) for line in shed_lines] == [
+        (429, "streams", "proxy_overloaded")
+    ] * 2
+
+
 def test_cors_preflight_allows_authorization(secured):
     proxy_url, _ = secured
     preflight = httpx.options(
