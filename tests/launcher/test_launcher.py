@@ -429,13 +429,26 @@ def test_supervisor_refuses_to_start_without_the_adapter(supervisor_factory, tmp
 DRAIN_STREAMS = 50
 
 
-def start_streams(url: str, max_tokens: int) -> tuple[concurrent.futures.ThreadPoolExecutor, list]:
-    """DRAIN_STREAMS conversations at once, each read whole (strictly: a frame cut short fails it)."""
-    pool = concurrent.futures.ThreadPoolExecutor(DRAIN_STREAMS)
+def drained(supervisor_factory, adapter: Path, token_rate: int, grace_s: float, max_tokens: int):
+    """DRAIN_STREAMS conversations in flight, then SIGTERM: checks what the drain refuses, and returns
+    the streams as their clients read them (strictly: a frame cut short fails), the exit status,
+    the seconds from the signal to the exit, and the proxy's log."""
+    supervisor = supervisor_factory(
+        adapter, TGI_COMMAND=f"{LOCALTGI} --token-rate {token_rate}", PROXY_DRAIN_TIMEOUT_S=str(grace_s)
+    )
+    url = supervisor.url
+    wait_for(lambda: httpx.get(f"{url}/health").status_code == 200, "a healthy proxy")
     body = {"message": "I feel anxious", "max_tokens": max_tokens}
-    replies = [pool.submit(stream_chat, url, body) for _ in range(DRAIN_STREAMS)]
-    wait_for(lambda: streams_in_flight(url) == DRAIN_STREAMS, f"{DRAIN_STREAMS} streams in flight")
-    return pool, replies
+    with concurrent.futures.ThreadPoolExecutor(DRAIN_STREAMS) as pool:
+        replies = [pool.submit(stream_chat, url, body) for _ in range(DRAIN_STREAMS)]
+        wait_for(lambda: streams_in_flight(url) == DRAIN_STREAMS, f"{DRAIN_STREAMS} streams in flight")
+        signalled = time.monotonic()
+        supervisor.process.send_signal(signal.SIGTERM)
+        wait_for(lambda: httpx.get(f"{url}/health").status_code == 503, "/health turning unhealthy", timeout=2)
+        assert_refused_while_draining(url)
+        streams = [future.result(timeout=20) for future in replies]
+    status = supervisor.wait()
+    return streams, status, time.monotonic() - signalled, supervisor.lines
 
 
 def streams_in_flight(url: str) -> float:
@@ -457,47 +470,25 @@ def assert_refused_while_draining(url: str) -> None:
 
 def test_sigterm_lets_the_streams_in_flight_finish_and_refuses_new_ones(supervisor_factory, adapter) -> None:
     # 40 tokens at 20 tokens/s: each stream needs about 2 s, well inside the 10 s grace.
-    supervisor = supervisor_factory(adapter, TGI_COMMAND=f"{LOCALTGI} --token-rate 20", PROXY_DRAIN_TIMEOUT_S="10")
-    url = supervisor.url
-    wait_for(lambda: httpx.get(f"{url}/health").status_code == 200, "a healthy proxy")
-    pool, replies = start_streams(url, max_tokens=40)
-
-    signalled = time.monotonic()
-    supervisor.process.send_signal(signal.SIGTERM)
-    wait_for(lambda: httpx.get(f"{url}/health").status_code == 503, "/health turning unhealthy", timeout=2)
-    assert_refused_while_draining(url)
-
-    for reply in (future.result(timeout=20) for future in replies):
+    streams, status, took, log = drained(supervisor_factory, adapter, token_rate=20, grace_s=10, max_tokens=40)
+    for reply in streams:
         assert reply.status == 200
         assert reply.final["done"] is True and "error" not in reply.final and reply.text
         assert reply.final["finish_reason"] == "stop" or reply.final["usage"]["completion_tokens"] == 40
-    pool.shutdown()
-    assert supervisor.wait() == -signal.SIGTERM
-    assert time.monotonic() - signalled < 10 + 2
-    assert any("drained in" in line and "(0 streams cut" in line for line in supervisor.lines)
+    assert status == -signal.SIGTERM and took < 10 + 2
+    assert any("drained in" in line and "(0 streams cut" in line for line in log)
 
 
 def test_streams_still_open_at_the_end_of_the_grace_end_with_a_restart_error(supervisor_factory, adapter) -> None:
     # Every scripted reply has at least 20 tokens: 2 s at 10 tokens/s, against a grace of 0.5 s.
-    supervisor = supervisor_factory(adapter, TGI_COMMAND=f"{LOCALTGI} --token-rate 10", PROXY_DRAIN_TIMEOUT_S="0.5")
-    url = supervisor.url
-    wait_for(lambda: httpx.get(f"{url}/health").status_code == 200, "a healthy proxy")
-    pool, replies = start_streams(url, max_tokens=400)
-
-    signalled = time.monotonic()
-    supervisor.process.send_signal(signal.SIGTERM)
-    wait_for(lambda: httpx.get(f"{url}/health").status_code == 503, "/health turning unhealthy", timeout=2)
-    assert_refused_while_draining(url)
-
-    for reply in (future.result(timeout=20) for future in replies):
+    streams, status, took, log = drained(supervisor_factory, adapter, token_rate=10, grace_s=0.5, max_tokens=400)
+    for reply in streams:
         assert reply.status == 200  # and every frame whole: stream_chat parses strictly
         assert reply.final["done"] is True and reply.final["finish_reason"] == "error"
         assert reply.final["error"]["type"] == "shutting_down" and "restarting" in reply.final["error"]["message"]
         assert 0 < reply.final["usage"]["completion_tokens"] == len(reply.events) - 1
-    pool.shutdown()
-    assert supervisor.wait() == -signal.SIGTERM
-    assert time.monotonic() - signalled < 0.5 + 2
-    assert any("drained in" in line and f"({DRAIN_STREAMS} streams cut" in line for line in supervisor.lines)
+    assert status == -signal.SIGTERM and took < 0.5 + 2
+    assert any("drained in" in line and f"({DRAIN_STREAMS} streams cut" in line for line in log)
 
 
 # --- helpers ------------------------------------------------------------------------------------------
