@@ -24,6 +24,8 @@ TRAIN_FILES = (
     "train_more_en_hard.jsonl",  # sad-but-safe and figurative messages beside risk in the same register
     "train_more_es_hard.jsonl",
     "train_more_context.jsonl",  # short answers whose meaning is the question before them
+    "train_more_followups_en.jsonl",  # everyday follow-ups after the companion's empathic turns
+    "train_more_followups_es.jsonl",
 )
 CATEGORIES = ("suicide", "self_harm", "harm_to_others", "abuse")
 RISK_KINDS = ("clear", "indirect")

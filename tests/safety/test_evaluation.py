@@ -12,7 +12,7 @@ from safety.dataset import EVAL_FILE, RISK_KINDS, SAFE_KINDS, load, load_trainin
 from safety.evaluate import GOALS, LIMITS, evaluate, overlap, report
 
 # The false-positive rates of the model in proxy/policies/crisis/model/, as measured; above LIMITS.
-MEASURED_FALSE_POSITIVES = {"figurative": 0.215, "ordinary": 0.295}  # 12/56 and 20/68, 2026-12-02
+MEASURED_FALSE_POSITIVES = {"figurative": 0.179, "ordinary": 0.294}  # 10/56 and 34/116, 2026-12-02
 
 
 @pytest.fixture(scope="module")
