@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any
+
+CANCELLATIONS_KEPT = 10_000
 
 
 @dataclass
@@ -54,6 +57,13 @@ class Stats:
     completed: int = 0
     cancelled: int = 0  # the client went away mid-generation
     failed: int = 0  # generation error, injected or not, or an injected connection drop
+    #: the latest cancellations as [seed, wall-clock time, tokens generated]: when a load test's
+    #: client hung up, and when the generation stopped, compare across processes
+    cancellations: list[tuple[int | None, float, int]] = dataclasses.field(default_factory=list)
 
-    def to_json(self) -> dict[str, int]:
+    def note_cancellation(self, seed: int | None, tokens: int) -> None:
+        self.cancellations.append((seed, time.time(), tokens))
+        del self.cancellations[:-CANCELLATIONS_KEPT]
+
+    def to_json(self) -> dict:
         return dataclasses.asdict(self)

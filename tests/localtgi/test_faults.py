@@ -163,12 +163,15 @@ def test_bad_fault_sets_are_refused(slow, fields):
 @pytest.mark.parametrize("path", ["/generate_stream", "/generate"])
 def test_client_disconnect_cancels_the_generation(slow, path):
     before = stats(slow)
-    long_body = {"inputs": "hi", "parameters": {"max_new_tokens": 200}}
+    long_body = {"inputs": "hi", "parameters": {"max_new_tokens": 200, "do_sample": True, "seed": 4242}}
     with raw_connection(slow, path, long_body, wait_for=b"data: " if path == "/generate_stream" else b""):
         time.sleep(0.15)  # the server is now between tokens
         assert stats(slow)["active"] == 1
+    hung_up_at = time.time()
     after = wait_for_stats(slow, active=0, cancelled=before["cancelled"] + 1)
     assert (after["active"], after["cancelled"]) == (0, before["cancelled"] + 1)
     assert after["completed"] == before["completed"]
+    seed, cancelled_at, tokens = after["cancellations"][-1]  # what scripts/cancel_load.py times
+    assert seed == 4242 and hung_up_at - 1 < cancelled_at < time.time() and 0 < tokens < 200
     metrics = httpx.get(f"{slow}/metrics").text
     assert 'tgi_request_failure{err="dropped"}' in metrics
