@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import dataclasses
 import datetime
+import json
 import math
 import os
 import platform
@@ -310,6 +311,7 @@ class Row:
     direct_again: Phase
     completions: Phase | None = None  # /v1/chat/completions: measured over TGI's wire only
     detector_off: Phase | None = None  # /stream_chat through a proxy with PROXY_SAFETY_POLICY=off
+    relay: Phase | None = None  # /stream_chat through scripts/bench_relay.py, the reference
 
     def ttft_ms(self, phase: str, q: float) -> float:
         if phase == "direct":
@@ -318,6 +320,8 @@ class Row:
             samples = self.completions.tally.ttft
         elif phase == "detector_off":
             samples = self.detector_off.tally.ttft
+        elif phase == "relay":
+            samples = self.relay.tally.ttft
         else:
             samples = self.proxied.tally.ttft
         return percentile(samples, q) * 1000
@@ -350,7 +354,7 @@ class Row:
 
     @property
     def errors(self) -> list[str]:
-        phases = (self.direct, self.proxied, self.direct_again, self.completions, self.detector_off)
+        phases = (self.direct, self.proxied, self.direct_again, self.completions, self.detector_off, self.relay)
         return [error for phase in phases if phase is not None for error in phase.tally.errors]
 
 
@@ -458,7 +462,13 @@ async def measure(args: argparse.Namespace, plan: Plan, logs: Path) -> Results:
     unscreened_port = free_port()
     unscreened = start_server("proxy-tgi-detector-off", [*proxy_cmd, "--port", str(unscreened_port)],
                               unscreened_port, logs, proxy_env(paced, "tgi", safety_policy="off"))  # fmt: skip
-    servers = [paced, fast, proxy, fast_proxy, unscreened]
+    # The reference: the least a relay of the same contract can do (scripts/bench_relay.py).
+    relay_port, relay_request = free_port(), logs / "relay-request.json"
+    relay_request.write_text(json.dumps(build_targets(paced, proxy, reply)[0].body(args.stream_tokens)))
+    relay = start_server("relay", [sys.executable, "scripts/bench_relay.py", "--port", str(relay_port),
+                                   "--upstream-port", str(paced.port), "--request", str(relay_request)],
+                         relay_port, logs)  # fmt: skip
+    servers = [paced, fast, proxy, fast_proxy, unscreened, relay]
     if "vllm" in args.engines:
         paced_vllm, proxy_vllm = stack("vllm", "", args.token_rate, args.unbatched)
         servers += [paced_vllm, proxy_vllm]
@@ -469,7 +479,8 @@ async def measure(args: argparse.Namespace, plan: Plan, logs: Path) -> Results:
         direct, proxied, completions = build_targets(paced, proxy, reply)
         _, unscreened_target, _ = build_targets(paced, unscreened, reply)
         detector_off = dataclasses.replace(unscreened_target, name="detector off")
-        await warm_up(direct, proxied, completions, detector_off)
+        relay_target = dataclasses.replace(build_targets(paced, relay, reply)[1], name="relay")
+        await warm_up(direct, proxied, completions, detector_off, relay_target)
         if "vllm" in args.engines:
             vllm_direct, vllm_proxied, _ = build_targets(paced_vllm, proxy_vllm, reply, engine="vllm")
             await warm_up(vllm_direct, vllm_proxied)
@@ -485,6 +496,10 @@ async def measure(args: argparse.Namespace, plan: Plan, logs: Path) -> Results:
             off_pids = {**pids, "proxy": unscreened.pid}
             phases.append(await run_phase(detector_off, concurrency, args.stream_tokens, plan, off_pids,
                                           unscreened.pid, step_s))  # fmt: skip
+            progress(f"concurrency {concurrency}: {relay_target.name}")
+            relay_pids = {**pids, "proxy": relay.pid}
+            phases.append(await run_phase(relay_target, concurrency, args.stream_tokens, plan, relay_pids,
+                                          relay.pid, step_s))  # fmt: skip
             results.rows.append(Row(concurrency, *phases))
             if "vllm" in args.engines:
                 pids = {"proxy": proxy_vllm.pid, "localtgi": paced_vllm.pid, "loadgen": os.getpid()}
@@ -679,6 +694,28 @@ def detector_table(rows: list[Row]) -> list[str]:
     return markdown_table(header, cells)
 
 
+def relay_table(rows: list[Row]) -> list[str]:
+    """The proxy (with and without the detector) against the bare relay, same load: the ratios."""
+    header = ["concurrency", "added TTFT p50 relay / proxy off / proxy (ms)",
+              "added TTFT p99 relay / proxy off / proxy (ms)", "CPU µs/token relay / proxy off / proxy",
+              "proxy off / relay CPU", "proxy / relay CPU"]  # fmt: skip
+    cells = []
+    for row in rows:
+        if row.relay is None:
+            continue
+        added = {(phase, q): row.ttft_ms(phase, q) - row.ttft_ms("direct", q)
+                 for phase in ("relay", "detector_off", "proxied") for q in (50, 99)}  # fmt: skip
+        cpu = {name: row.us_per_token(getattr(row, name)) for name in ("relay", "detector_off", "proxied")}
+        cells.append([
+            str(row.concurrency),
+            " / ".join(fmt(added[phase, 50], 2) for phase in ("relay", "detector_off", "proxied")),
+            " / ".join(fmt(added[phase, 99], 2) for phase in ("relay", "detector_off", "proxied")),
+            " / ".join(fmt(cpu[name], 1) for name in ("relay", "detector_off", "proxied")),
+            f"{cpu['detector_off'] / cpu['relay']:.2f}", f"{cpu['proxied'] / cpu['relay']:.2f}",
+        ])  # fmt: skip
+    return markdown_table(header, cells)
+
+
 def detector_model_line() -> str:
     from proxy.policies.crisis.model import MODEL_DIR, MODEL_FILE
 
@@ -743,6 +780,15 @@ def target_checks(results: Results) -> list[str]:
         )  # fmt: skip
         checks.append((f"/v1/chat/completions added TTFT p50 ≤ 1.1 × /stream_chat's at concurrency ≤ 64: worst "
                        f"excess {worst:+.2f} ms", worst <= 0))  # fmt: skip
+    referenced = [row for row in low if row.relay is not None and row.detector_off is not None]
+    if referenced:  # against the relay, the proxy without the detector: the relay screens nothing
+        worst = max(row.us_per_token(row.detector_off) / row.us_per_token(row.relay) for row in referenced)
+        checks.append((f"proxy (detector off) CPU per token ≤ 1.5 × the relay's at concurrency ≤ 64: worst "
+                       f"{worst:.2f} ×", worst <= 1.5))  # fmt: skip
+        for q, margin in ((50, 0.5), (99, 1.5)):
+            worst = max(row.ttft_ms("detector_off", q) - row.ttft_ms("relay", q) for row in referenced)
+            checks.append((f"proxy (detector off) added TTFT p{q} ≤ the relay's + {margin} ms at concurrency ≤ 64: "
+                           f"worst excess {worst:+.2f} ms", worst <= margin))  # fmt: skip
     screened = [row for row in low if row.detector_off is not None]
     if screened:
         worst = max(row.ttft_ms("proxied", 50) - row.ttft_ms("detector_off", 50) for row in screened)
@@ -815,6 +861,10 @@ def report(results: Results, args: argparse.Namespace, plan: Plan, command: str)
         *detector_table(results.rows),
         "",
         detector_model_line(),
+        "",
+        "### The reference: a bare asyncio relay of the same contract (scripts/bench_relay.py), same load",
+        "",
+        *relay_table(results.rows),
         "",
     ]
     if results.vllm_rows:
