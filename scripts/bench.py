@@ -453,7 +453,7 @@ async def measure(args: argparse.Namespace, plan: Plan, logs: Path) -> Results:
         command = UPSTREAM_COMMANDS[engine](upstream_port, token_rate, len(reply), unbatched)
         upstream = start_server(f"local{engine}{name}", command, upstream_port, logs)
         proxy = start_server(f"proxy-{engine}{name}", [*proxy_cmd, "--port", str(proxy_port)], proxy_port, logs,
-                             proxy_env(upstream, engine))  # fmt: skip
+                             proxy_env(upstream, engine, args.safety_policy))  # fmt: skip
         return upstream, proxy
 
     paced, proxy = stack("tgi", "", args.token_rate, args.unbatched)
@@ -968,6 +968,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--engines", default="tgi,vllm", type=lambda value: value.split(","),
         help="wires to measure the proxy over (default tgi,vllm: both, in turns at each level)",
     )  # fmt: skip
+    parser.add_argument("--safety-policy", default="prepend",
+                        help="PROXY_SAFETY_POLICY of the measured proxies (off: the wires alone, without the "
+                             "detector's jitter; the detector-off phase is measured either way)")  # fmt: skip
     parser.add_argument("--record", action="store_true", help="write docs/benchmarks.md's results and the plots")
     return parser.parse_args(argv)
 
