@@ -13,7 +13,7 @@ from typing import Any, AsyncGenerator
 
 import aiohttp
 
-from proxy.core.errors import UpstreamGenerationFailed, UpstreamTimeout, UpstreamUnavailable
+from proxy.core.errors import UpstreamError, UpstreamGenerationFailed, UpstreamTimeout, UpstreamUnavailable
 from proxy.settings import Settings
 from proxy.upstream.sse_decoder import EventStreamDecoder
 
@@ -24,6 +24,7 @@ _NOT_STARTED = (aiohttp.ClientOSError, aiohttp.ConnectionTimeoutError, aiohttp.S
 # Idle pooled connections are dropped before servers drop them (uvicorn after 5 s), so a request
 # rarely goes out on a connection that is being closed under it.
 _POOL_IDLE_S = 4.0
+_READ_TO_THE_END_S = 1.0
 # aiohttp's timeouts are TimeoutErrors, most of them ClientErrors as well.
 TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
 _JSON_HEADERS = {"Content-Type": "application/json"}
@@ -134,6 +135,19 @@ async def read_error_body(response: aiohttp.ClientResponse) -> str:
         return await read_text(response)
     except TRANSPORT_ERRORS as exc:
         raise UpstreamUnavailable(f"inference server answered {response.status}, then failed: {exc!r}") from None
+
+
+async def read_to_the_end(payloads: AsyncGenerator[str, None]) -> None:
+    """After the final event: reading the rest hands the connection back to the pool for the next
+    request, and lets the reading generator finish here rather than in the event loop's finalizer.
+    Engines end their response right after the final event; one that does not is not waited for
+    long, and a failure here only costs the connection (let_go drops it)."""
+    try:
+        async with asyncio.timeout(_READ_TO_THE_END_S):
+            async for _ in payloads:
+                pass
+    except (UpstreamError, TimeoutError):
+        pass
 
 
 def let_go(response: aiohttp.ClientResponse) -> None:

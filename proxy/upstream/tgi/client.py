@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import AsyncGenerator
 
@@ -21,13 +20,12 @@ from proxy.upstream.transport import (
     is_event_stream,
     let_go,
     read_error_body,
+    read_to_the_end,
     sse_payloads,
 )
 
 # TGI's finish reasons -> the contract's
 _FINISH_REASONS = {"length": "length", "eos_token": "stop", "stop_sequence": "stop"}
-# TGI ends its response right after the final event; a server that does not is not waited for long.
-_DRAIN_S = 1.0
 
 
 class TGIClient:
@@ -136,21 +134,9 @@ async def _chat_events(
         else:
             yield StreamEnd(_FINISH_REASONS.get(details.finish_reason.value, "stop"), details.input_length,
                             details.generated_tokens)  # fmt: skip
-        await _drain(payloads)
+        await read_to_the_end(payloads)
     except UpstreamError as exc:
         yield StreamEnd("error", None, received, exc)
     finally:
         let_go(response)  # first: the server sees a client that left at once
         await payloads.aclose()
-
-
-async def _drain(payloads: AsyncGenerator[str, None]) -> None:
-    # Reading to the end hands the connection back to the pool for the next request, and lets the
-    # reading generator finish here rather than in the event loop's finalizer. The final event is
-    # already out, so a failure here only costs the connection (let_go drops it).
-    try:
-        async with asyncio.timeout(_DRAIN_S):
-            async for _ in payloads:
-                pass
-    except (UpstreamError, TimeoutError):
-        pass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any, AsyncGenerator
 
@@ -18,13 +17,11 @@ from proxy.upstream.transport import (
     is_event_stream,
     let_go,
     read_error_body,
+    read_to_the_end,
     sse_payloads,
 )
 from proxy.upstream.vllm.parameters import completion_body
 from proxy.upstream.vllm.wire import DONE, chunk_of, error_for_status, plain_text
-
-# vLLM ends its response right after `[DONE]`; a server that does not is not waited for long.
-_DRAIN_S = 1.0
 
 
 class VLLMClient:
@@ -146,7 +143,7 @@ async def _chat_events(
             if chunk.usage is not None:
                 prompt, completion = chunk.usage
                 yield StreamEnd(finish or "stop", prompt, completion)
-                await _drain(payloads)
+                await read_to_the_end(payloads)
                 return
             async for data in payloads:
                 text = plain_text(data)
@@ -168,13 +165,3 @@ async def _chat_events(
     finally:
         let_go(response)  # first: the server sees a client that left at once
         await payloads.aclose()
-
-
-async def _drain(payloads: AsyncGenerator[str, None]) -> None:
-    # Reading to `[DONE]` and the end hands the connection back to the pool (see the TGI client).
-    try:
-        async with asyncio.timeout(_DRAIN_S):
-            async for _ in payloads:
-                pass
-    except (UpstreamError, TimeoutError):
-        pass
