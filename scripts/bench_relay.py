@@ -5,9 +5,9 @@
 POST /stream_chat in, TGI's POST /generate_stream out (FILE holds the exact body the proxy would
 send; the client's `max_tokens` replaces its max_new_tokens), and each TGI event reshaped into the
 guide's frames: `{"token": ..., "done": false}` per visible token, then the final event with
-finish_reason and usage. Protocol-level on both sides (httptools parsing, one kept-alive upstream
-connection per client connection, chunked writes), no framework, no validation, no policies: what
-the proxy's figures are divided by in docs/benchmarks.md.
+finish_reason and usage. Protocol-level on both sides (httptools parsing; TGI's side is the load
+generator's connection class, one kept alive per client connection; chunked writes), no framework,
+no validation, no policies: what the proxy's figures are divided by in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httptools
 import uvloop
+from bench_load import Connection
 
 HEAD = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
@@ -30,42 +31,6 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-class Upstream(asyncio.Protocol):
-    """One connection to TGI; feeds each SSE event of the current response to `on_event`."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.buffer = b""
-        self.on_event = None
-        self.done: asyncio.Future | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.parser.feed_data(data)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.done is not None and not self.done.done():
-            self.done.set_exception(exc or ConnectionError("upstream closed"))
-
-    def on_body(self, body: bytes) -> None:
-        buffer = self.buffer + body
-        end = buffer.rfind(b"\n\n")
-        if end < 0:
-            self.buffer = buffer
-            return
-        self.buffer = buffer[end + 2 :]
-        for event in buffer[:end].split(b"\n\n"):
-            if event.startswith(b"data:"):
-                self.on_event(json.loads(event[5:]))
-
-    def on_message_complete(self) -> None:
-        self.parser = httptools.HttpResponseParser(self)
-        self.done.set_result(None)
-
-
 class Client(asyncio.Protocol):
     """One client connection: requests one after the other, each relayed to TGI."""
 
@@ -75,7 +40,7 @@ class Client(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.body = b""
         self.transport: asyncio.Transport | None = None
-        self.upstream: Upstream | None = None
+        self.upstream: Connection | None = None  # the load generator's connection class: TGI's side
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
@@ -84,8 +49,8 @@ class Client(asyncio.Protocol):
         self.parser.feed_data(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.close()  # the client left: so does the generation
+        if self.upstream is not None:
+            self.upstream.close()  # the client left: so does the generation
 
     def on_body(self, body: bytes) -> None:
         self.body += body
@@ -98,15 +63,15 @@ class Client(asyncio.Protocol):
         asyncio.ensure_future(self.relay(json.loads(body)["max_tokens"]))
 
     async def relay(self, max_tokens: int) -> None:
-        if self.upstream is None or self.upstream.transport.is_closing():
-            loop = asyncio.get_running_loop()
-            _, self.upstream = await loop.create_connection(Upstream, "127.0.0.1", self.upstream_port)
+        if self.upstream is None or self.upstream.closed:
+            self.upstream = await Connection.open("127.0.0.1", self.upstream_port)
         request = {**self.request, "parameters": {**self.request["parameters"], "max_new_tokens": max_tokens}}
         raw = json.dumps(request).encode()
-        upstream, write = self.upstream, self.transport.write
+        write = self.transport.write
         write(HEAD)
 
-        def on_event(event: dict) -> None:
+        def on_event(data: bytes, now: float) -> None:
+            event = json.loads(data[5:])
             token = event["token"]
             if token["text"] and not token["special"]:
                 write(chunk(b'data: {"token": ' + json.dumps(token["text"]).encode() + b', "done": false}\n\n'))
@@ -116,14 +81,10 @@ class Client(asyncio.Protocol):
                 final = {"token": "", "done": True, "finish_reason": details["finish_reason"], "usage": usage}
                 write(chunk(b"data: " + json.dumps(final).encode() + b"\n\n") + b"0\r\n\r\n")
 
-        upstream.on_event = on_event
-        upstream.done = asyncio.get_running_loop().create_future()
-        upstream.transport.write(
-            b"POST /generate_stream HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (len(raw), raw)
-        )
+        head = (b"POST /generate_stream HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(raw))  # fmt: skip
         try:
-            await upstream.done
+            await self.upstream.request(head + raw, on_event)
         except ConnectionError:
             self.upstream = None
 
