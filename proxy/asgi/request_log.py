@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import time
+from typing import Awaitable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -53,12 +54,14 @@ class RequestLogMiddleware:
         status = 500  # what the client gets if the app dies before answering
         answered = False
 
-        async def send_with_id(message: Message) -> None:
+        # A plain function that hands back the server's own awaitable: a coroutine of ours here
+        # would be one more frame on every token's way out.
+        def send_with_id(message: Message) -> Awaitable[None]:
             nonlocal status, answered
             if message["type"] == "http.response.start":
                 status, answered = message["status"], True
                 message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id.encode())]
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_with_id)

@@ -1,12 +1,13 @@
-"""What one chat stream did — first token time, tokens, how it ended — for metrics and the log."""
+"""What one chat stream did — first token time, tokens, how it ended — for metrics and the log.
+
+The chat service fills it in as the events pass (in its one generator per stream, not in one of
+its own: that would cost on every token)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from typing import AsyncGenerator, Callable
 
-from proxy.core.chat import ChatEvent, StreamEnd
+from proxy.core.chat import StreamEnd
 from proxy.core.errors import UpstreamError
 from proxy.observability.metrics import ProxyMetrics
 
@@ -26,6 +27,11 @@ class StreamRecord:
         """Closed before the final event: the client went away mid-stream."""
         return self.closed and self.end is None
 
+    def close(self, metrics: ProxyMetrics) -> None:
+        """The stream is over, however it ended: into the metrics."""
+        self.closed = True
+        _observe(self, metrics)
+
     def log_fields(self) -> dict:
         fields: dict = {"tokens_sent": self.tokens_sent}
         if self.first_token_at is not None:
@@ -43,36 +49,6 @@ class StreamRecord:
         if self.history_dropped:
             fields["history_dropped"] = self.history_dropped
         return fields
-
-
-async def recorded(
-    events: AsyncGenerator[ChatEvent, None],
-    record: StreamRecord,
-    metrics: ProxyMetrics,
-    on_close: Callable[[], None] | None = None,
-) -> AsyncGenerator[ChatEvent, None]:
-    """Pass events through unchanged, noting what the record needs; metrics (and `on_close`)
-    when the stream closes, however it ends."""
-    metrics.streams_in_flight.inc()
-    clock = time.perf_counter
-    try:
-        async for event in events:
-            if type(event) is str:
-                now = clock()
-                if record.first_token_at is None:
-                    record.first_token_at = now
-                record.last_token_at = now
-                record.tokens_sent += 1
-            elif type(event) is StreamEnd:
-                record.end = event
-            yield event
-    finally:
-        record.closed = True
-        metrics.streams_in_flight.dec()
-        if on_close is not None:
-            on_close()
-        _observe(record, metrics)
-        await events.aclose()
 
 
 def _observe(record: StreamRecord, metrics: ProxyMetrics) -> None:

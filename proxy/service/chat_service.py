@@ -11,15 +11,16 @@ carries them.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 from typing import AsyncGenerator, NamedTuple, Sequence
 
-from proxy.core.chat import ChatEvent, ChatInput, Notice, StreamEnd
+from proxy.core.chat import ChatEvent, ChatInput, StreamEnd
 from proxy.core.errors import ShuttingDown, UpstreamError, UpstreamMisconfigured
 from proxy.observability.health import HealthTracker
 from proxy.observability.metrics import ProxyMetrics
 from proxy.observability.request_context import RequestContext
-from proxy.observability.stream_record import StreamRecord, recorded
+from proxy.observability.stream_record import StreamRecord
 from proxy.policies import Admission, ChatPolicy
 from proxy.policies.crisis.care import CrisisCare, Screening
 from proxy.policies.drain import Drain
@@ -64,30 +65,32 @@ class ChatService:
                     self._count(outcome)
                     if outcome.referral is not None:
                         admission.answer_without_model(outcome.referral)
-            if admission.model_needed:
-                events, dropped = await self._generate(admission.chat)
-                if screening is not None or self._drain is not None:
-                    events = self._served(events, screening)
-                if admission.notices:
-                    events = _after_notices(admission.notices, events)
-            else:
-                events, dropped = _notices_only(admission.notices, screening), 0
+            events, dropped = await self._generate(admission.chat) if admission.model_needed else (None, 0)
         except BaseException:
             if screening is not None:
                 screening.cancel()
             admission.close()
             raise
         record = context.stream_record = StreamRecord(started_at=context.started_at, history_dropped=dropped)
-        return ChatStream(recorded(events, record, self._metrics, on_close=admission.close), dropped)
+        return ChatStream(self._delivered(admission, events, screening, record), dropped)
 
-    async def _served(
-        self, events: AsyncGenerator[ChatEvent, None], screening: asyncio.Task[Screening] | None
+    async def _delivered(
+        self,
+        admission: Admission,
+        events: AsyncGenerator[ChatEvent, None] | None,
+        screening: asyncio.Task[Screening] | None,
+        record: StreamRecord,
     ) -> AsyncGenerator[ChatEvent, None]:
-        """The model's events, after the detector's verdict (in the final event) when it ran, until a
-        drain's grace is over. The detector ran while the engine read the prompt, so the first token
-        waits only for what it takes beyond that."""
-        safety, drain, tokens = None, self._drain, 0
+        """What the face sends: the policies' notices, then the model's events (none when the model
+        was not asked), with the detector's verdict in the final event when it ran, until a drain's
+        grace is over; the record notes it all. One generator for all of it, as it runs for every
+        token. The detector ran while the engine read the prompt, so the first token waits only for
+        what it takes beyond that."""
+        safety, drain, clock = None, self._drain, time.perf_counter
+        self._metrics.streams_in_flight.inc()
         try:
+            for notice in admission.notices:
+                yield notice
             if screening is not None:
                 outcome = await screening
                 if not self._care.blocks:  # under block it was counted before the model was asked
@@ -95,19 +98,33 @@ class ChatService:
                     if outcome.referral is not None:
                         yield outcome.referral
                 safety = outcome.verdict
+            if events is None:
+                record.end = StreamEnd("stop", None, 0, safety=safety)
+                yield record.end
+                return
             async for event in events:
                 if drain is not None and drain.cutting:
-                    yield StreamEnd("error", None, tokens, error=ShuttingDown(), safety=safety)
+                    record.end = StreamEnd("error", None, record.tokens_sent, error=ShuttingDown(), safety=safety)
+                    yield record.end
                     return
                 if type(event) is str:
-                    tokens += 1
-                elif type(event) is StreamEnd and safety is not None:
-                    event = replace(event, safety=safety)
+                    record.last_token_at = now = clock()
+                    if record.first_token_at is None:
+                        record.first_token_at = now
+                    record.tokens_sent += 1
+                elif type(event) is StreamEnd:
+                    if safety is not None:
+                        event = replace(event, safety=safety)
+                    record.end = event
                 yield event
         finally:
             if screening is not None:
                 screening.cancel()
-            await events.aclose()  # promptly: it closes the upstream connection
+            self._metrics.streams_in_flight.dec()
+            admission.close()
+            record.close(self._metrics)
+            if events is not None:
+                await events.aclose()  # promptly: it closes the upstream connection
 
     def _count(self, outcome: Screening) -> None:
         policy, verdict, metrics = self._care.policy, outcome.verdict, self._metrics
@@ -131,23 +148,3 @@ class ChatService:
             raise
         self._health.saw_upstream_serving()
         return events, prompt.dropped_turns
-
-
-async def _notices_only(
-    notices: list[Notice], screening: asyncio.Task[Screening] | None
-) -> AsyncGenerator[ChatEvent, None]:
-    for notice in notices:
-        yield notice
-    yield StreamEnd("stop", None, 0, safety=screening.result().verdict if screening is not None else None)
-
-
-async def _after_notices(
-    notices: list[Notice], events: AsyncGenerator[ChatEvent, None]
-) -> AsyncGenerator[ChatEvent, None]:
-    try:
-        for notice in notices:
-            yield notice
-        async for event in events:
-            yield event
-    finally:
-        await events.aclose()  # promptly: it closes the upstream connection

@@ -15,6 +15,7 @@ import aiohttp
 
 from proxy.core.errors import UpstreamError, UpstreamGenerationFailed, UpstreamTimeout, UpstreamUnavailable
 from proxy.settings import Settings
+from proxy.upstream.silence import SilenceWatch
 from proxy.upstream.sse_decoder import EventStreamDecoder
 
 # Failures before the response headers: nothing has reached the client, so sending again is safe.
@@ -38,6 +39,8 @@ class UpstreamHTTP:
         self._settings = settings
         self.base_url = base_url.rstrip("/")
         self._session: aiohttp.ClientSession | None = None
+        self._idle_timeout_s = settings.stream_idle_timeout_s
+        self._silence = SilenceWatch(settings.stream_idle_timeout_s)
         probe = settings.health_timeout_s  # per step, as for streams: connect, then each read
         self._probe_timeout = aiohttp.ClientTimeout(total=None, connect=probe, sock_connect=probe, sock_read=probe)
 
@@ -53,7 +56,8 @@ class UpstreamHTTP:
 
     async def post_json(self, url: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
         """POST `body`; a failure before the response headers is retried (PROXY_CONNECT_ATTEMPTS) and
-        then raised as UpstreamUnavailable."""
+        then raised as UpstreamUnavailable; headers that do not come within the idle timeout raise
+        UpstreamTimeout."""
         # The same bytes httpx sent for json=body: compact UTF-8, NaN refused.
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
         attempts = self._settings.connect_attempts
@@ -61,12 +65,15 @@ class UpstreamHTTP:
         # set-up costs more than the rest of this method on every request, failing or not.
         for attempt in range(1, attempts + 1):
             try:
-                return await self.session.post(url, data=data, headers=_JSON_HEADERS, allow_redirects=False)
+                async with asyncio.timeout(self._idle_timeout_s):
+                    return await self.session.post(url, data=data, headers=_JSON_HEADERS, allow_redirects=False)
             except _NOT_STARTED as exc:
                 if attempt == attempts:
                     raise self._unreachable(exc) from None
-            except TRANSPORT_ERRORS as exc:
+            except aiohttp.ClientError as exc:
                 raise self._unreachable(exc) from None
+            except TimeoutError:
+                raise UpstreamTimeout("inference server went silent before answering") from None
             await asyncio.sleep(min(0.1 * 2 ** (attempt - 1), 1.0))  # 0.1 s, 0.2 s, ... up to 1 s
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -78,10 +85,31 @@ class UpstreamHTTP:
         async with self.session.get(url, timeout=self._probe_timeout, allow_redirects=False) as response:
             return response.status, await read_text(response)
 
+    async def sse_payloads(self, response: aiohttp.ClientResponse) -> AsyncGenerator[str, None]:
+        """The `data` of each server-sent event of the response, as it arrives; a lost connection or a
+        silence over the idle timeout raises."""
+        decoder = EventStreamDecoder(_charset(response))
+        body = response.content
+        read = self._silence.watch(response)
+        try:
+            while chunk := await body.readany():
+                read.chunks += 1
+                for data in decoder.feed(chunk):
+                    yield data
+        except TimeoutError:
+            raise UpstreamTimeout("inference server went silent") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamGenerationFailed(f"connection to the inference server was lost: {exc!r}") from None
+        finally:
+            self._silence.done(read)
+        for data in decoder.close():
+            yield data
+
 
 def _build_session(settings: Settings) -> aiohttp.ClientSession:
-    """`connect` covers waiting for a pooled connection and opening one; `sock_read` is the longest
-    silence allowed, before the response headers and between reads."""
+    """`connect` covers waiting for a pooled connection and opening one. No `sock_read`: it would arm
+    a timer per chunk, that is per token; the idle timeout is the SilenceWatch's (and, before the
+    response headers, post_json's)."""
     connector = aiohttp.TCPConnector(
         limit=settings.upstream_max_connections, limit_per_host=0, keepalive_timeout=_POOL_IDLE_S
     )
@@ -89,26 +117,8 @@ def _build_session(settings: Settings) -> aiohttp.ClientSession:
         total=None,
         connect=settings.connect_timeout_s,
         sock_connect=settings.connect_timeout_s,
-        sock_read=settings.stream_idle_timeout_s,
     )
     return aiohttp.ClientSession(connector=connector, timeout=timeout)
-
-
-async def sse_payloads(response: aiohttp.ClientResponse) -> AsyncGenerator[str, None]:
-    """The `data` of each server-sent event of the response, as it arrives; a lost connection or a
-    silence over the idle timeout raises."""
-    decoder = EventStreamDecoder(_charset(response))
-    body = response.content
-    try:
-        while chunk := await body.readany():
-            for data in decoder.feed(chunk):
-                yield data
-    except TimeoutError:
-        raise UpstreamTimeout("inference server went silent") from None
-    except aiohttp.ClientError as exc:
-        raise UpstreamGenerationFailed(f"connection to the inference server was lost: {exc!r}") from None
-    for data in decoder.close():
-        yield data
 
 
 def is_event_stream(response: aiohttp.ClientResponse) -> bool:

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
 from proxy.asgi.error_responses import ErrorResponder
-from proxy.asgi.event_stream import EventStreamResponse
+from proxy.asgi.event_stream import EventStreamResponse, Framing
 from proxy.asgi.json_body import ClientLeft, read_body, validated_body
 from proxy.core.chat import ChatEvent, ChatInput, Notice, StreamEnd
 from proxy.core.errors import ProxyError
@@ -29,7 +29,7 @@ PING = b": ping\n\n"  # an SSE comment: the openai SDK, like every SSE parser, s
 class Reply(Protocol):
     """One reply in an API's wire format."""
 
-    def frames(self, events: AsyncGenerator[ChatEvent, None]) -> AsyncGenerator[bytes, None]: ...
+    def framing(self) -> Framing: ...
 
     def whole(self, text: str, end: StreamEnd) -> dict[str, Any]: ...
 
@@ -65,7 +65,7 @@ class OpenAIEndpoint:
         headers = {"x-history-dropped": str(stream.dropped_turns)} if stream.dropped_turns else None
         reply = api.reply(request, chat)
         if api.streams(request):
-            response = EventStreamResponse(reply.frames(stream.events),
+            response = EventStreamResponse(stream.events, reply.framing(),
                                            keepalive_s=self._settings.keepalive_interval_s, keepalive_chunk=PING,
                                            headers=headers)  # fmt: skip
         else:

@@ -8,7 +8,6 @@ character cut in half.
 from __future__ import annotations
 
 import json
-from typing import AsyncGenerator
 
 from proxy.core.chat import ChatEvent, Notice, StreamEnd
 
@@ -45,11 +44,3 @@ def frame_chat_event(event: ChatEvent) -> bytes:
     if type(event) is Notice:  # the guide's clients show token text; `notice` lets the page show it apart
         return frame({"token": event.text, "done": False, "notice": event.kind})
     return frame(final_payload(event))
-
-
-async def frame_chat_stream(events: AsyncGenerator[ChatEvent, None]) -> AsyncGenerator[bytes, None]:
-    try:
-        async for event in events:
-            yield frame_chat_event(event)
-    finally:
-        await events.aclose()  # promptly: it closes the upstream connection

@@ -11,11 +11,11 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from proxy.asgi.error_responses import ErrorResponder
-from proxy.asgi.event_stream import EventStreamResponse
+from proxy.asgi.event_stream import EventStreamResponse, Framing
 from proxy.asgi.json_body import ClientLeft, read_body, validated_body
 from proxy.asgi.routing import Routes
 from proxy.core.errors import ProxyError
-from proxy.faces.stream_chat.framing import PING, frame_chat_stream
+from proxy.faces.stream_chat.framing import PING, frame_chat_event
 from proxy.faces.stream_chat.protocol import chat_request_model
 from proxy.observability.request_context import RequestContext
 from proxy.service.chat_service import ChatService
@@ -42,7 +42,8 @@ class StreamChatEndpoint:
             return
         dropped = stream.dropped_turns
         response = EventStreamResponse(
-            frame_chat_stream(stream.events),
+            stream.events,
+            Framing(frame_chat_event),
             keepalive_s=self._keepalive_s,
             keepalive_chunk=PING,
             headers={"x-history-dropped": str(dropped)} if dropped else None,

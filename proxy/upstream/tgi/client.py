@@ -21,7 +21,6 @@ from proxy.upstream.transport import (
     let_go,
     read_error_body,
     read_to_the_end,
-    sse_payloads,
 )
 
 # TGI's finish reasons -> the contract's
@@ -48,7 +47,7 @@ class TGIClient:
         try:
             if not is_event_stream(response):
                 raise error_for_status(response.status, await read_error_body(response))
-            payloads = sse_payloads(response)
+            payloads = self._http.sse_payloads(response)
             try:
                 first = parse_stream_event(await anext(payloads))
             except StopAsyncIteration:

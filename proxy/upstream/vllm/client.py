@@ -18,7 +18,6 @@ from proxy.upstream.transport import (
     let_go,
     read_error_body,
     read_to_the_end,
-    sse_payloads,
 )
 from proxy.upstream.vllm.parameters import completion_body
 from proxy.upstream.vllm.wire import DONE, chunk_of, error_for_status, plain_text
@@ -44,7 +43,7 @@ class VLLMClient:
         try:
             if not is_event_stream(response):
                 raise error_for_status(response.status, await read_error_body(response))
-            payloads = sse_payloads(response)
+            payloads = self._http.sse_payloads(response)
             try:
                 first = await anext(payloads)
             except StopAsyncIteration:

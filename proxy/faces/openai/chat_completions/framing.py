@@ -4,7 +4,7 @@ Stream: a first chunk with the assistant role, a chunk of `delta.content` per to
 chunk with `finish_reason`, with `include_usage` a chunk with empty `choices` and the usage, then
 `data: [DONE]`. A failure after the first byte is an `{"error": {...}}` event (the openai SDK raises
 on it), then `[DONE]`. The crisis detector's verdict, when it ran, is the extension field `safety`
-of the last choice chunk and of the chat.completion object. Pure functions and generators: no I/O.
+of the last choice chunk and of the chat.completion object. Pure functions: no I/O.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, AsyncGenerator
+from typing import Any
 
+from proxy.asgi.event_stream import Framing
 from proxy.core.chat import ChatEvent, Notice, StreamEnd
 from proxy.faces.openai.errors import error_object
 
@@ -59,7 +60,8 @@ class CompletionChunks:
     def _choice(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
         return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
 
-    async def frames(self, events: AsyncGenerator[ChatEvent, None]) -> AsyncGenerator[bytes, None]:
+    def framing(self) -> Framing:
+        """The role chunk opens the stream, in the same write as the first token."""
         head, _, tail = _data(self._chunk([self._choice({"content": "\0"})])).partition(b'"\\u0000"')
 
         def frame(event: ChatEvent) -> bytes:
@@ -69,16 +71,7 @@ class CompletionChunks:
                 return head + json.dumps(event.text).encode("ascii") + tail
             return self._last(event)
 
-        try:
-            # The role chunk goes out in the same write as the first token: one write less before it.
-            role = _data(self._chunk([self._choice({"role": "assistant", "content": ""})]))
-            async for event in events:
-                yield role + frame(event)
-                break
-            async for event in events:
-                yield frame(event)
-        finally:
-            await events.aclose()  # promptly: it closes the upstream connection
+        return Framing(frame, opening=_data(self._chunk([self._choice({"role": "assistant", "content": ""})])))
 
     def whole(self, text: str, end: StreamEnd) -> dict[str, Any]:
         """The whole reply as one chat.completion object (the stream ended without an error)."""

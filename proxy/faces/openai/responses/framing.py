@@ -14,8 +14,9 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncGenerator
+from typing import Any
 
+from proxy.asgi.event_stream import Framing
 from proxy.core.chat import ChatEvent, Notice, StreamEnd
 
 
@@ -113,7 +114,8 @@ class ResponseReply:
         body = json.dumps(payload, separators=(",", ":")).encode("ascii")
         return b"event: " + kind.encode("ascii") + b"\ndata: " + body + b"\n\n"
 
-    async def frames(self, events: AsyncGenerator[ChatEvent, None]) -> AsyncGenerator[bytes, None]:
+    def framing(self) -> Framing:
+        """The opening events go out in the same write as the first token: fewer writes before it."""
         builder = self._builder
         where = {"item_id": builder.message_id, "output_index": 0, "content_index": 0}
         # The bytes around a delta's text are the same every time but for the sequence number.
@@ -121,6 +123,12 @@ class ResponseReply:
                 + json.dumps({"type": "response.output_text.delta", **where}, separators=(",", ":"))[:-1].encode()
                 + b',"delta":')  # fmt: skip
         texts: list[str] = []
+        opening = b"".join((
+            self._event("response.created", response=builder.response("in_progress", [])),
+            self._event("response.in_progress", response=builder.response("in_progress", [])),
+            self._event("response.output_item.added", output_index=0, item=builder.message("in_progress", None)),
+            self._event("response.content_part.added", **where, part=builder.text_part("")),
+        ))  # fmt: skip
 
         def frame(event: ChatEvent) -> bytes:
             if type(event) is Notice:
@@ -132,21 +140,7 @@ class ResponseReply:
             return (head + json.dumps(event).encode("ascii") + b',"logprobs":[],"sequence_number":'
                     + str(sequence).encode() + b"}\n\n")  # fmt: skip
 
-        try:
-            # The opening events go out in the same write as the first token: fewer writes before it.
-            opening = b"".join((
-                self._event("response.created", response=builder.response("in_progress", [])),
-                self._event("response.in_progress", response=builder.response("in_progress", [])),
-                self._event("response.output_item.added", output_index=0, item=builder.message("in_progress", None)),
-                self._event("response.content_part.added", **where, part=builder.text_part("")),
-            ))  # fmt: skip
-            async for event in events:
-                yield opening + frame(event)
-                break
-            async for event in events:
-                yield frame(event)
-        finally:
-            await events.aclose()  # promptly: it closes the upstream connection
+        return Framing(frame, opening)
 
     def _ending(self, text: str, end: StreamEnd, where: dict[str, Any]) -> bytes:
         builder = self._builder
