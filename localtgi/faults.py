@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-CANCELLATIONS_KEPT = 10_000
+ENDINGS_KEPT = 10_000
 
 
 @dataclass
@@ -57,13 +57,16 @@ class Stats:
     completed: int = 0
     cancelled: int = 0  # the client went away mid-generation
     failed: int = 0  # generation error, injected or not, or an injected connection drop
-    #: the latest cancellations as [seed, wall-clock time, tokens generated]: when a load test's
-    #: client hung up, and when the generation stopped, compare across processes
+    #: the latest cancellations and completions as [seed, wall-clock time, tokens generated]: when
+    #: a load test's client hung up, and when the generation stopped or ended, compare across processes
     cancellations: list[tuple[int | None, float, int]] = dataclasses.field(default_factory=list)
+    completions: list[tuple[int | None, float, int]] = dataclasses.field(default_factory=list)
 
-    def note_cancellation(self, seed: int | None, tokens: int) -> None:
-        self.cancellations.append((seed, time.time(), tokens))
-        del self.cancellations[:-CANCELLATIONS_KEPT]
+    def note_ending(self, outcome: str, seed: int | None, tokens: int) -> None:
+        endings = {"cancelled": self.cancellations, "completed": self.completions}.get(outcome)
+        if endings is not None:
+            endings.append((seed, time.time(), tokens))
+            del endings[:-ENDINGS_KEPT]
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

@@ -172,7 +172,7 @@ class Inference:
             setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
             if outcome == "cancelled":
                 self.metrics.request_failure.inc("dropped")
-                self.stats.note_cancellation(request.params.seed, len(tokens))
+            self.stats.note_ending(outcome, request.params.seed, len(tokens))
             await engine_tokens.aclose()
 
     async def generate(self, request: GenerateRequest, received_at: float) -> tuple[Generation, Timings]:

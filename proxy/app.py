@@ -68,7 +68,9 @@ def create_app(
         policies.append(DisclosureNotice(settings.ai_disclosure))
     system_prompt = system_prompt_with_disclosure(settings.system_prompt, settings.ai_disclosure)
     prompts = PromptBuilder(load_chat_template(settings.adapter_dir), system_prompt, tokenizer)
-    care = CrisisCare.from_settings(settings.safety_policy, settings.safety_region, settings.safety_resources_file)
+    care = CrisisCare.from_settings(
+        settings.safety_policy, settings.safety_region, settings.safety_resources_file, settings.safety_workers
+    )
     service = ChatService(policies, prompts, upstream, health, metrics, care, drain)
     logger.info("asking the inference server at %s for %s", settings.upstream_url, _adapter_wording(settings))
 

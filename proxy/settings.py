@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     safety_region: str = "US"
     #: a JSON file of regions, or of changed lines, for the resources message (docs/safety.md)
     safety_resources_file: Path | None = None
+    #: threads that run the detector; unset: one core fewer than the machine has, at least one, so
+    #: that a burst of requests cannot take the core the event loop needs (docs/reliability.md)
+    safety_workers: PositiveInt | None = None
     #: what the person is told the model is: added to the system prompt, shown on the page
     ai_disclosure: str = DEFAULT_AI_DISCLOSURE
     #: also send the disclosure as the first text of every new conversation (empty history)

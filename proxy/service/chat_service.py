@@ -54,7 +54,7 @@ class ChatService:
 
     async def start(self, chat: ChatInput, context: RequestContext) -> ChatStream:
         admission = Admission(chat, context.api_key_id)
-        screening: asyncio.Task[Screening] | None = None
+        screening: asyncio.Future[Screening] | None = None
         try:
             for policy in self._policies:
                 policy.admit(admission)
@@ -78,7 +78,7 @@ class ChatService:
         self,
         admission: Admission,
         events: AsyncGenerator[ChatEvent, None] | None,
-        screening: asyncio.Task[Screening] | None,
+        screening: asyncio.Future[Screening] | None,
         record: StreamRecord,
     ) -> AsyncGenerator[ChatEvent, None]:
         """What the face sends: the policies' notices, then the model's events (none when the model
