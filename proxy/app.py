@@ -57,9 +57,10 @@ def create_app(
     upstream = build_upstream(settings)
     health = HealthTracker(upstream, inference_server, drain)
     tokenizer = load_prompt_tokenizer(settings.tokenizer_path, settings.adapter_dir)
+    shedder = LoadShedder(drain.in_flight, settings.max_streams, loop_lag, settings.max_loop_lag_ms / 1000)
     policies = [
         drain,  # first: once draining, nothing else needs to look at the request
-        LoadShedder(drain.in_flight, settings.max_streams, loop_lag, settings.max_loop_lag_ms / 1000),
+        shedder,
         drain.in_flight,
         StreamSlots(settings.max_streams_per_key),
         ControlTokenGuard(tokenizer.added_tokens() if tokenizer else ()),
@@ -71,7 +72,7 @@ def create_app(
     care = CrisisCare.from_settings(
         settings.safety_policy, settings.safety_region, settings.safety_resources_file, settings.safety_workers
     )
-    service = ChatService(policies, prompts, upstream, health, metrics, care, drain)
+    service = ChatService(policies, prompts, upstream, health, metrics, care, drain, gates=(drain, shedder))
     logger.info("asking the inference server at %s for %s", settings.upstream_url, _adapter_wording(settings))
 
     @asynccontextmanager

@@ -3,19 +3,21 @@
     python scripts/overload.py [--streams 64] [--token-rate 500] [--window 10]
 
 Set up as scripts/bench.py's saturation run: the proxy alone on core 0, localtgi and this load
-generator on core 1. Every stream runs on its own clock at `--token-rate` tokens/s, so `--streams` of
-them are about what the proxy's core can carry (64 x 500 = 32,000 tokens/s; the saturation run
-measures 50,000-65,000 events/s at 100%). The proxy runs with PROXY_MAX_STREAMS=`--streams`. First
-`--streams` users alone (the unloaded run), then twice as many: the admitted streams must finish with all their
-tokens and an inter-token p99 within 2x of the unloaded run's, and the rest must be refused with 429
-at once. Users that are refused come back after 100 ms (harsher than the Retry-After of 1 s that
-SDKs honour). Prints both runs and how quickly the refusals came; exits 1 when a target is missed.
+generator on core 1. Every stream runs on its own clock at `--token-rate` tokens/s. The proxy runs
+with PROXY_MAX_STREAMS=`--streams`. First `--streams` users alone (the unloaded run), which measures
+the proxy's share of its core: the saturating load is the number of streams that would fill it
+(`--streams` / share). Then users up to twice the saturating load: the admitted streams must finish
+with all their tokens and an inter-token p99 within 2x of the unloaded run's, and the rest must be
+refused with 429 at once. Users that are refused come back after 100 ms (harsher than the
+Retry-After of 1 s that SDKs honour). Prints both runs and how quickly the refusals came; exits 1
+when a target is missed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 import tempfile
@@ -25,6 +27,7 @@ from pathlib import Path
 from bench import (
     UPSTREAM_COMMANDS,
     build_targets,
+    cpu_seconds,
     free_port,
     pin,
     proxy_env,
@@ -59,7 +62,11 @@ async def refused_user(target: Target, tally: Tally, refusals: list[float], othe
         connection.close()
 
 
-async def run(target: Target, admitted: int, beyond: int, window_s: float) -> tuple[Tally, list[float], list[int]]:
+async def run(
+    target: Target, admitted: int, beyond: int, window_s: float, proxy_pid: int
+) -> tuple[Tally, list[float], list[int], float]:
+    """The tallies, the refusals' times, other answers to users beyond the cap, and the proxy's
+    share of its core in the window."""
     tally, refusals, others = Tally(), [], []
     users = [asyncio.ensure_future(run_user(target, tally, STREAM_TOKENS, STREAM_TOKENS, 0.2 * i / admitted))
              for i in range(admitted)]  # fmt: skip
@@ -67,11 +74,13 @@ async def run(target: Target, admitted: int, beyond: int, window_s: float) -> tu
     extra = [asyncio.ensure_future(refused_user(target, tally, refusals, others)) for _ in range(beyond)]
     try:
         await asyncio.sleep(1.0)
-        tally.open_window(clock(), window_s)
+        started, cpu_before = clock(), cpu_seconds(proxy_pid)
+        tally.open_window(started, window_s)
         await asyncio.sleep(window_s)
+        share = (cpu_seconds(proxy_pid) - cpu_before) / (clock() - started)
     finally:
         await stop(users + extra)
-    return tally, refusals, others
+    return tally, refusals, others, share
 
 
 def tally_429(tally: Tally) -> int:
@@ -104,14 +113,19 @@ async def main_async(args: argparse.Namespace, logs: Path) -> int:
         pin(proxy.pid, {0})
         pin(upstream.pid, {1})
         pin(os.getpid(), {1})
-        unloaded, _, _ = await run(target, args.streams, 0, args.window)
-        loaded, refusals, others = await run(target, args.streams, args.streams, args.window)
+        unloaded, _, _, unloaded_share = await run(target, args.streams, 0, args.window, proxy.pid)
+        saturating = args.streams / unloaded_share
+        offered = math.ceil(2 * saturating)
+        loaded, refusals, others, loaded_share = await run(target, args.streams, offered - args.streams, args.window,
+                                                           proxy.pid)  # fmt: skip
     finally:
         pin(os.getpid(), own_cores)
         stop_server(proxy)
         stop_server(upstream)
     print(f"{args.streams} streams of {STREAM_TOKENS} tokens at {args.token_rate:g}/s, PROXY_MAX_STREAMS="
-          f"{args.streams}; then {args.streams} more users; {args.window:g} s windows; logs in {logs}")  # fmt: skip
+          f"{args.streams}: the proxy used {unloaded_share:.0%} of its core, so {saturating:.0f} streams saturate it; "
+          f"then {offered} users in all (2x), the proxy at {loaded_share:.0%}; {args.window:g} s windows; "
+          f"logs in {logs}")  # fmt: skip
     print(summary("unloaded", unloaded, args.window, []))
     print(summary("2x load", loaded, args.window, refusals))
     for name, tally in (("unloaded", unloaded), ("2x load", loaded)):
@@ -137,7 +151,8 @@ async def main_async(args: argparse.Namespace, logs: Path) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--streams", type=int, default=64, help="the saturating load (and the proxy's cap)")
+    parser.add_argument("--streams", type=int, default=64,
+                        help="the proxy's cap (PROXY_MAX_STREAMS), and the unloaded run")
     parser.add_argument("--token-rate", type=float, default=500.0, help="tokens/s of each stream")
     parser.add_argument("--window", type=float, default=10.0, help="seconds measured in each run")
     args = parser.parse_args()

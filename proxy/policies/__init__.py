@@ -4,6 +4,6 @@ Each policy looks at an `Admission` and allows it (returns), refuses it (raises 
 rewrites the conversation, adds a notice to send first, or answers it without the model.
 """
 
-from proxy.policies.admission import Admission, ChatPolicy
+from proxy.policies.admission import Admission, ChatPolicy, Gate
 
-__all__ = ["Admission", "ChatPolicy"]
+__all__ = ["Admission", "ChatPolicy", "Gate"]

@@ -42,3 +42,13 @@ class ChatPolicy(Protocol):
     def admit(self, admission: Admission) -> None:
         """Allow by returning, refuse by raising a `ClientError`, or change the admission."""
         ...
+
+
+class Gate(Protocol):
+    """A policy that refuses on the server's state alone (draining, saturated). Faces ask the gates
+    before they parse a request, so that a refusal costs as little as it can while the server is
+    busiest; the gates are chat policies too, and look again when the request is admitted."""
+
+    def check(self) -> None:
+        """Allow by returning, refuse by raising a `ProxyError`."""
+        ...

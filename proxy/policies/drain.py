@@ -30,6 +30,10 @@ class Drain:
         self.cutting = False  # the grace is over: open streams end at their next event (the chat service reads it)
 
     def admit(self, admission: Admission) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """A gate (proxy/policies/admission.py): it needs no request to refuse one."""
         if self.draining:
             raise ShuttingDown()
 

@@ -43,6 +43,10 @@ class LoadShedder:
         self._max_lag_s = max_lag_s
 
     def admit(self, admission: Admission) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """A gate (proxy/policies/admission.py): it needs no request to refuse one."""
         if self._in_flight.count >= self._max_streams:
             raise ProxyOverloaded("streams", f"{self._max_streams} streams are open, the most this server takes")
         if self._lag is not None and self._lag.seconds > self._max_lag_s:

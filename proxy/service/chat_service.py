@@ -21,7 +21,7 @@ from proxy.observability.health import HealthTracker
 from proxy.observability.metrics import ProxyMetrics
 from proxy.observability.request_context import RequestContext
 from proxy.observability.stream_record import StreamRecord
-from proxy.policies import Admission, ChatPolicy
+from proxy.policies import Admission, ChatPolicy, Gate
 from proxy.policies.crisis.care import CrisisCare, Screening
 from proxy.policies.drain import Drain
 from proxy.service.prompt import PromptBuilder
@@ -43,14 +43,22 @@ class ChatService:
         metrics: ProxyMetrics,
         crisis_care: CrisisCare | None = None,
         drain: Drain | None = None,
+        gates: Sequence[Gate] = (),
     ) -> None:
         self._policies = policies
+        self._gates = gates
         self._care = crisis_care
         self._drain = drain
         self._prompts = prompts
         self._upstream = upstream
         self._health = health
         self._metrics = metrics
+
+    def refuse_if_full(self) -> None:
+        """Raises when the server takes no new stream now (draining, saturated): what a face asks
+        before it parses the request, so that refusing is cheap while the server is busiest."""
+        for gate in self._gates:
+            gate.check()
 
     async def start(self, chat: ChatInput, context: RequestContext) -> ChatStream:
         admission = Admission(chat, context.api_key_id)

@@ -54,6 +54,7 @@ class OpenAIEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         api = self._api
         try:
+            self._service.refuse_if_full()
             request = validated_body(await read_body(receive), scope, api.request_model)
             chat = api.chat_input(request, self._settings)
             stream = await self._service.start(chat, RequestContext.of(scope))

@@ -33,6 +33,7 @@ class StreamChatEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
+            self._service.refuse_if_full()
             request = validated_body(await read_body(receive), scope, self.request_model)
             stream = await self._service.start(request.chat_input(), RequestContext.of(scope))
         except ClientLeft:

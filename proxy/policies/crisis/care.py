@@ -57,7 +57,7 @@ class CrisisCare:
         self._resources = resources
         # Threads of its own, not asyncio's default pool (cores + 4): 200 requests at once kept six
         # detector threads busy on two cores, and the event loop fell behind its streams.
-        workers = workers or max(1, (os.cpu_count() or 1) - 1)
+        workers = workers or max(1, len(os.sched_getaffinity(0)) - 1)  # the cores this process may use
         self._workers = ThreadPoolExecutor(workers, thread_name_prefix="crisis-detector")
 
     @classmethod

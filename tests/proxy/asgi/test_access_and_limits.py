@@ -112,8 +112,11 @@ def test_past_the_proxys_stream_cap_new_streams_are_shed_with_429_on_every_face(
                 assert "2 streams are open" in json.loads(shed.body)["detail"]
                 shed_v1 = httpx.post(f"{proxy_url}/v1/chat/completions", json=chat)
                 assert shed_v1.status_code == 429 and shed_v1.json()["error"]["code"] == "proxy_overloaded"
+                # Refused before it is parsed: while saturated, a refusal costs as little as it can.
+                unparsed = httpx.post(f"{proxy_url}/stream_chat", content=b"{not json")
+                assert unparsed.status_code == 429
                 metrics = httpx.get(f"{proxy_url}/metrics").text
-            assert 'proxy_requests_shed_total{reason="streams"} 2.0' in metrics
+            assert 'proxy_requests_shed_total{reason="streams"} 3.0' in metrics
             deadline = time.monotonic() + 5  # the streams above are closed: room again
             while (again := stream_chat(proxy_url, BODY)).status == 429 and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -121,7 +124,7 @@ def test_past_the_proxys_stream_cap_new_streams_are_shed_with_429_on_every_face(
     shed_lines = [json.loads(line) for line in log_file.read_text().splitlines() if '"shed_reason"' in line]
     assert [(line["status"], line["shed_reason"], line["error_type"]) for line in shed_lines] == [
         (429, "streams", "proxy_overloaded")
-    ] * 2
+    ] * 3
 
 
 def test_cors_preflight_allows_authorization(secured):
