@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark the proxy against direct TGI (localtgi's scripted engine) in one run; print the figures.
 
-    python scripts/bench.py              # the full run (about 7 minutes)
-    python scripts/bench.py --quick      # a smoke run (under a minute)
+    python scripts/bench.py              # the full run (about 22 minutes)
+    python scripts/bench.py --quick      # a smoke run (about 2 minutes)
     python scripts/bench.py --record     # also write the results into docs/benchmarks.md and the plots
 
 What runs: localtgi (scripted engine, ~30 tokens/s per stream, like an A10G) and the proxy
@@ -11,7 +11,7 @@ generator (scripts/bench_load.py). At each concurrency, three phases: direct to 
 the proxy, direct again (the noise floor: direct against direct). Each phase: users start, warm
 up, a throughput window (tokens/s, inter-token latency, CPU of every process), then a TTFT window
 in which a probe adds short requests at a fixed rate. Then a saturation run: the proxy pinned to
-one core, an unpaced localtgi, many streams.
+one core, an unpaced localtgi, many streams; then the reference relay in the same place.
 """
 
 from __future__ import annotations
@@ -362,11 +362,16 @@ class Row:
 class Saturation:
     direct: Phase
     proxied: Phase
+    relay: Phase | None = None  # the reference, pinned and loaded the same way
 
     @property
     def proxy_events_per_cpu_s(self) -> float:
         """What the proxy would sustain with its core to itself: events per second of its CPU."""
         return self.proxied.tally.tokens / self.proxied.cpu_s["proxy"]
+
+    @property
+    def relay_events_per_cpu_s(self) -> float:
+        return self.relay.tally.tokens / self.relay.cpu_s["proxy"] if self.relay else float("nan")
 
 
 @dataclass
@@ -463,12 +468,17 @@ async def measure(args: argparse.Namespace, plan: Plan, logs: Path) -> Results:
     unscreened = start_server("proxy-tgi-detector-off", [*proxy_cmd, "--port", str(unscreened_port)],
                               unscreened_port, logs, proxy_env(paced, "tgi", safety_policy="off"))  # fmt: skip
     # The reference: the least a relay of the same contract can do (scripts/bench_relay.py).
-    relay_port, relay_request = free_port(), logs / "relay-request.json"
+    relay_request = logs / "relay-request.json"
     relay_request.write_text(json.dumps(build_targets(paced, proxy, reply)[0].body(args.stream_tokens)))
-    relay = start_server("relay", [sys.executable, "scripts/bench_relay.py", "--port", str(relay_port),
-                                   "--upstream-port", str(paced.port), "--request", str(relay_request)],
-                         relay_port, logs)  # fmt: skip
-    servers = [paced, fast, proxy, fast_proxy, unscreened, relay]
+
+    def relay_in_front_of(upstream: Server, name: str) -> Server:
+        port = free_port()
+        command = [sys.executable, "scripts/bench_relay.py", "--port", str(port), "--upstream-port",
+                   str(upstream.port), "--request", str(relay_request)]  # fmt: skip
+        return start_server(name, command, port, logs)
+
+    relay, fast_relay = relay_in_front_of(paced, "relay"), relay_in_front_of(fast, "relay-unpaced")
+    servers = [paced, fast, proxy, fast_proxy, unscreened, relay, fast_relay]
     if "vllm" in args.engines:
         paced_vllm, proxy_vllm = stack("vllm", "", args.token_rate, args.unbatched)
         servers += [paced_vllm, proxy_vllm]
@@ -512,7 +522,7 @@ async def measure(args: argparse.Namespace, plan: Plan, logs: Path) -> Results:
         if plan.client_window_s > 0:
             results.clients = await compare_upstream_clients(args, plan, paced, fast, direct.body(args.stream_tokens))
         if not args.skip_saturation:
-            results.saturation = await saturate(args, plan, fast, fast_proxy, reply)
+            results.saturation = await saturate(args, plan, fast, fast_proxy, fast_relay, reply)
     finally:
         for server in servers:
             stop_server(server)
@@ -539,11 +549,16 @@ async def compare_upstream_clients(
     return results + [("32 streams, unpaced, client alone on a core", r) for r in unpaced]
 
 
-async def saturate(args: argparse.Namespace, plan: Plan, tgi: Server, proxy: Server, reply) -> Saturation:
-    """The proxy alone on core 0; localtgi (unpaced) and the load generator share core 1."""
+async def saturate(
+    args: argparse.Namespace, plan: Plan, tgi: Server, proxy: Server, relay: Server, reply
+) -> Saturation:
+    """The proxy alone on core 0, then the relay in its place; localtgi (unpaced) and the load
+    generator share core 1."""
     direct, proxied, _ = build_targets(tgi, proxy, reply)
-    await warm_up(direct, proxied)
+    relayed = dataclasses.replace(build_targets(tgi, relay, reply)[1], name="relay")
+    await warm_up(direct, proxied, relayed)
     pin(proxy.pid, {0})
+    pin(relay.pid, {0})
     pin(tgi.pid, {1})
     own_cores = os.sched_getaffinity(0)
     pin(os.getpid(), {1})
@@ -553,10 +568,11 @@ async def saturate(args: argparse.Namespace, plan: Plan, tgi: Server, proxy: Ser
     )  # fmt: skip
     try:
         phases = []
-        for target in (direct, proxied):
+        for target, server in ((direct, proxy), (proxied, proxy), (relayed, relay)):
             progress(f"saturation: {target.name}")
+            phase_pids = {**pids, "proxy": server.pid}
             phases.append(
-                await run_phase(target, plan.saturation_streams, args.stream_tokens, sat_plan, pids, proxy.pid)
+                await run_phase(target, plan.saturation_streams, args.stream_tokens, sat_plan, phase_pids, server.pid)
             )
     finally:
         pin(os.getpid(), own_cores)
@@ -626,18 +642,21 @@ def saturation_table(saturation: Saturation, streams: int) -> list[str]:
         "machine busy", "errors",
     ]  # fmt: skip
     cells = []
-    for phase in (saturation.direct, saturation.proxied):
+    phases = (saturation.direct, saturation.proxied, saturation.relay)
+    for phase in (phase for phase in phases if phase is not None):
         cells.append([
             phase.target, str(streams), fmt(phase.tokens_per_s, 0),
-            percent(phase.cpu_share["proxy"]) if phase.target == "proxied" else "idle",
+            percent(phase.cpu_share["proxy"]) if phase.target != "direct" else "idle",
             percent(phase.cpu_share["localtgi"]), percent(phase.cpu_share["loadgen"]), percent(phase.machine_busy),
             str(len(phase.tally.errors)),
         ])  # fmt: skip
     capacity = fmt(saturation.proxy_events_per_cpu_s, 0)
+    relay = fmt(saturation.relay_events_per_cpu_s, 0)
     return [
         *markdown_table(header, cells),
         "",
-        f"Proxy events per second of its own CPU (what it sustains with a core to itself): **{capacity}**.",
+        f"Proxy events per second of its own CPU (what it sustains with a core to itself): **{capacity}**; "
+        f"the relay's: {relay} (the relay's row: its CPU in the core-0 column).",
     ]
 
 
@@ -802,6 +821,10 @@ def target_checks(results: Results) -> list[str]:
             f"(proxy core {sat.proxied.cpu_share['proxy'] * 100:.0f}% busy), {capacity:,.0f} per proxy CPU-second",
             capacity >= t["events_per_s"],
         ))  # fmt: skip
+        if sat.relay is not None:
+            ratio = sat.proxied.tokens_per_s / sat.relay.tokens_per_s
+            checks.append((f"events/s at saturation ≥ 0.5 × the relay's: {ratio:.2f} × "
+                           f"({measured:,.0f} against {sat.relay.tokens_per_s:,.0f})", ratio >= 0.5))  # fmt: skip
     return [f"- {'✅' if ok else '❌'} {text}" for text, ok in checks]
 
 
