@@ -82,6 +82,11 @@ async def answers(app, requests: list[tuple[bytes, dict]]) -> list[tuple[int, ob
 
 
 class UnreachableService:
+    """Room for every stream (the gates pass), and no stream is ever started."""
+
+    def refuse_if_full(self) -> None:
+        pass
+
     async def start(self, chat, context):
         raise AssertionError("an invalid body must not reach the chat service")
 
