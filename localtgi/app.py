@@ -3,7 +3,8 @@
 Admin routes (not part of TGI):
 - GET /_localtgi/faults: the current fault set as JSON (fields of faults.Faults).
 - PUT /_localtgi/faults: replace it; fields left out take their defaults (off).
-- GET /_localtgi/stats: generation counters (active, started, completed, cancelled, failed).
+- GET /_localtgi/stats: generation counters (active, started, completed, cancelled, failed), and the
+  latest cancellations and completions with their seeds and wall-clock times (for load tests).
 """
 
 from __future__ import annotations
