@@ -1,10 +1,11 @@
 """The idle timeout of upstream streams: one clock for all of them, not a timer per read.
 
 aiohttp's `sock_read` timeout re-arms a timer on every chunk it receives, which on an event stream
-is every token; that was a tenth of the proxy's CPU per token (docs/benchmarks.md). Here a reader
-only counts its chunks, and one task per process looks at every stream's count a few times per
-timeout. A stream whose count stood still for the whole timeout gets a TimeoutError in its read, as
-from `sock_read`; it is noticed up to one look (a tenth of the timeout, at most 1 s) late.
+is every token; that was a tenth of the proxy's CPU per token (docs/benchmarks.md). Here one task
+per process looks a few times per timeout at the bytes each stream has received (aiohttp counts
+them as they arrive, so the token path does nothing for it). A stream whose count stood still for
+the whole timeout gets a TimeoutError in its read, as from `sock_read`; it is noticed up to one
+look (a tenth of the timeout, at most 1 s) late.
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ _MAX_LOOK_S = 1.0
 
 
 class WatchedRead:
-    """One stream's read: the reader bumps `chunks` for each chunk it gets."""
+    """One stream's response, with the bytes it had received at the last look and since when."""
 
-    __slots__ = ("response", "chunks", "seen", "quiet_since")
+    __slots__ = ("response", "seen", "quiet_since")
 
     def __init__(self, response: aiohttp.ClientResponse, now: float) -> None:
         self.response = response
-        self.chunks = 0
-        self.seen = 0  # the watch's: the count at its last look, and since when it stood still
+        self.seen = response.content.total_bytes
         self.quiet_since = now
 
 
@@ -53,8 +53,9 @@ class SilenceWatch:
                 await asyncio.sleep(self._look_s)
                 now = loop.time()
                 for read in list(self._reads):
-                    if read.chunks != read.seen:
-                        read.seen, read.quiet_since = read.chunks, now
+                    received = read.response.content.total_bytes
+                    if received != read.seen:
+                        read.seen, read.quiet_since = received, now
                     elif now - read.quiet_since >= self._timeout_s:
                         self._reads.discard(read)
                         read.response.content.set_exception(TimeoutError())  # wakes the waiting read

@@ -93,7 +93,6 @@ class UpstreamHTTP:
         read = self._silence.watch(response)
         try:
             while chunk := await body.readany():
-                read.chunks += 1
                 for data in decoder.feed(chunk):
                     yield data
         except TimeoutError:
